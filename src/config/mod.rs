@@ -1,0 +1,259 @@
+//! Router configuration: the `router:` section of the one YAML file, validated into typed
+//! settings with every problem reported by its key path.
+
+mod yaml_walk;
+
+pub use yaml_walk::ConfigError;
+use yaml_walk::{Errors, Section};
+
+use ipnet::IpNet;
+use serde_yaml::Value;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default public listener (the original's port).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4001";
+/// Default management listener: loopback only.
+pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:4002";
+/// Default proxies whose `X-Real-IP` is believed: loopback only.
+pub const DEFAULT_TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// The validated router settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Public listeners (`router.listen`).
+    pub listen: Vec<SocketAddr>,
+    /// Management listener (`router.management_listen`).
+    pub management_listen: SocketAddr,
+    pub routing: RoutingConfig,
+    pub client_ip: ClientIpConfig,
+    pub health: HealthConfig,
+    pub http: HttpConfig,
+    pub redirect: RedirectConfig,
+}
+
+/// Where routing data comes from (`router.routing`).
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// Snapshot file, JSON or YAML (`router.routing.file`).
+    pub file: PathBuf,
+    /// How often the file's modification is checked; `None` = only on SIGHUP.
+    pub watch_interval: Option<Duration>,
+}
+
+/// Client address rules (`router.client_ip`).
+#[derive(Debug, Clone)]
+pub struct ClientIpConfig {
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Networks whose `X-Real-IP` header is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Active health checks (`router.health`); accepted now, used by the health checker.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub enabled: bool,
+}
+
+/// Client connection settings (`router.http`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Idle time after which a keep-alive connection is closed.
+    pub keepalive_timeout_secs: u64,
+}
+
+/// How redirects are built (`router.redirect`).
+#[derive(Debug, Clone)]
+pub struct RedirectConfig {
+    /// Append the request's query string to the Location.
+    pub append_query_string: bool,
+}
+
+/// Why a config could not be loaded: every problem found.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates the file at `path`; relative paths inside resolve as described in
+    /// [`resolve_relative`].
+    pub fn load_from_yaml(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: path.display().to_string(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        let mut config = Config::from_yaml(&text)?;
+        config.routing.file = resolve_relative(&config.routing.file, path.parent());
+        Ok(config)
+    }
+
+    /// Parses and validates the whole YAML document; only the `router:` section is read.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
+        let doc: Value = serde_yaml::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: "(file)".into(),
+                message: format!("not valid YAML: {e}"),
+            }])
+        })?;
+        let mut errors = Errors::default();
+        let router = match &doc {
+            Value::Mapping(map) => map.get("router"),
+            _ => {
+                errors.push("(file)", "expected a YAML mapping at the top level");
+                None
+            }
+        };
+        if router.is_none() {
+            if errors.0.is_empty() {
+                errors.push("router", "missing: every router setting lives under `router:`");
+            }
+            return Err(ConfigErrors(errors.0));
+        }
+        let config = read_router(router, &mut errors);
+        match config {
+            Some(config) if errors.0.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(errors.0)),
+        }
+    }
+}
+
+/// A relative snapshot path is taken from the working directory when a file is there, and
+/// otherwise from the config file's directory (so `/etc/cti-kaltura/cti-kaltura.yaml` can say
+/// `file: routing.yaml` whatever the service's working directory is).
+pub fn resolve_relative(file: &Path, config_dir: Option<&Path>) -> PathBuf {
+    if file.is_absolute() || file.exists() {
+        return file.to_path_buf();
+    }
+    match config_dir {
+        Some(dir) if dir.join(file).exists() => dir.join(file),
+        _ => file.to_path_buf(),
+    }
+}
+
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "not an addr:port (use 0.0.0.0:4001 or [::]:4001)".to_string())
+}
+
+/// Parses `a.b.c.d/n`, `x::/n` or a bare address (a host route).
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "not a CIDR".to_string())
+}
+
+fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
+    let mut router = Section::new("router", value, errors);
+
+    let listen = router
+        .list("listen", errors, parse_socket_addr)
+        .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("valid default")]);
+    if listen.is_empty() {
+        errors.push(router.key_path("listen"), "must name at least one addr:port");
+    }
+    let management_listen = match router.string("management_listen", errors) {
+        Some(s) => match parse_socket_addr(s) {
+            Ok(addr) => addr,
+            Err(message) => {
+                errors.push(router.key_path("management_listen"), message);
+                DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid default")
+            }
+        },
+        None => DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid default"),
+    };
+    if listen.contains(&management_listen) {
+        errors.push(
+            router.key_path("management_listen"),
+            "must differ from every router.listen address",
+        );
+    }
+
+    let routing = read_routing(router.section("routing", errors), errors);
+
+    let mut client_ip = router.section("client_ip", errors);
+    let trusted_proxies = client_ip
+        .list("trusted_proxies", errors, parse_cidr)
+        .unwrap_or_else(|| {
+            DEFAULT_TRUSTED_PROXIES
+                .iter()
+                .map(|s| parse_cidr(s).expect("valid default"))
+                .collect()
+        });
+    client_ip.finish(errors);
+
+    let mut health = router.section("health", errors);
+    let health_enabled = health.bool("enabled", true, errors);
+    health.finish(errors);
+
+    let mut http = router.section("http", errors);
+    let keepalive_timeout_secs = http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors);
+    http.finish(errors);
+
+    let mut redirect = router.section("redirect", errors);
+    let append_query_string = redirect.bool("append_query_string", true, errors);
+    redirect.finish(errors);
+
+    router.finish(errors);
+    Some(Config {
+        listen,
+        management_listen,
+        routing: routing?,
+        client_ip: ClientIpConfig {
+            trusted_proxies: TrustedProxies(trusted_proxies),
+        },
+        health: HealthConfig {
+            enabled: health_enabled,
+        },
+        http: HttpConfig {
+            keepalive_timeout_secs,
+        },
+        redirect: RedirectConfig {
+            append_query_string,
+        },
+    })
+}
+
+fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<RoutingConfig> {
+    let file = routing.string("file", errors).map(PathBuf::from);
+    if file.is_none() {
+        errors.push(routing.key_path("file"), "missing: path of the routing snapshot file");
+    }
+    let watch_secs = routing.u64_in("watch_interval_secs", 2, 0..=3600, errors);
+    routing.finish(errors);
+    Some(RoutingConfig {
+        file: file?,
+        watch_interval: (watch_secs > 0).then(|| Duration::from_secs(watch_secs)),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+use super::*;
+
+fn errors_of(yaml: &str) -> Vec<String> {
+    match Config::from_yaml(yaml) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = Config::from_yaml("router:\n  routing:\n    file: r.yaml\n").unwrap();
+    assert_eq!(c.listen, vec!["0.0.0.0:4001".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(c.management_listen, "127.0.0.1:4002".parse().unwrap());
+    assert!(c.client_ip.trusted_proxies.contains("127.0.0.9".parse().unwrap()));
+    assert!(c.client_ip.trusted_proxies.contains("::1".parse().unwrap()));
+    assert!(!c.client_ip.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+    assert!(c.health.enabled);
+    assert_eq!(c.http.keepalive_timeout_secs, 60);
+    assert!(c.redirect.append_query_string);
+    assert_eq!(c.routing.watch_interval, Some(Duration::from_secs(2)));
+}
+
+#[test]
+fn pingora_keys_at_top_level_are_left_to_pingora() {
+    let c = Config::from_yaml(
+        "version: 1\nthreads: 2\ngrace_period_seconds: 5\nrouter:\n  listen: [\"127.0.0.1:81\", \"[::1]:81\"]\n  routing: {file: x.json}\n",
+    )
+    .unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert!(c.listen[1].is_ipv6());
+}
+
+#[test]
+fn every_bad_key_is_reported_by_path() {
+    let errors = errors_of(
+        "router:
+  listen: [\"127.0.0.1:80\", \"nonsense\"]
+  management_listen: 7
+  routing: {file: r.yaml, watch_interval_secs: -1}
+  client_ip:
+    trusted_proxies: [\"10.0.0.0/8\", \"10.0.0.300/8\", 5]
+  health: {enabled: maybe}
+  http: {keepalive_timeout_secs: 0}
+  colour: blue
+",
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "router.listen[1]: not an addr:port (use 0.0.0.0:4001 or [::]:4001)",
+            "router.management_listen: expected a string, found a number",
+            "router.routing.watch_interval_secs: must be a whole number from 0 to 3600",
+            "router.client_ip.trusted_proxies[1]: not a CIDR",
+            "router.client_ip.trusted_proxies[2]: expected a string, found a number",
+            "router.health.enabled: expected true or false, found a string",
+            "router.http.keepalive_timeout_secs: must be a whole number from 1 to 3600",
+            "router.colour: unknown key",
+        ]
+    );
+}
+
+#[test]
+fn unknown_nested_key_and_missing_file_are_errors() {
+    let errors = errors_of("router:\n  routing:\n    fil: r.yaml\n");
+    assert_eq!(
+        errors,
+        vec![
+            "router.routing.file: missing: path of the routing snapshot file",
+            "router.routing.fil: unknown key",
+        ]
+    );
+}
+
+#[test]
+fn missing_router_section_and_bad_yaml_are_reported() {
+    assert_eq!(
+        errors_of("threads: 1\n"),
+        vec!["router: missing: every router setting lives under `router:`"]
+    );
+    assert!(errors_of("router: [unclosed")[0].starts_with("(file): not valid YAML"));
+    assert_eq!(
+        errors_of("router: 5\n")[0],
+        "router: expected a mapping, found a number"
+    );
+}
+
+#[test]
+fn management_listener_must_not_clash_with_public_listener() {
+    let errors = errors_of(
+        "router:\n  listen: [\"127.0.0.1:4001\"]\n  management_listen: \"127.0.0.1:4001\"\n  routing: {file: r}\n",
+    );
+    assert_eq!(
+        errors,
+        vec!["router.management_listen: must differ from every router.listen address"]
+    );
+}
+
+#[test]
+fn cidr_parsing_masks_host_bits_and_accepts_bare_addresses() {
+    assert_eq!(parse_cidr("123.123.123.123/29").unwrap().to_string(), "123.123.123.120/29");
+    assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+    assert_eq!(parse_cidr("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
+    assert!(parse_cidr("10.0.0.0/33").is_err());
+    assert!(parse_cidr("").is_err());
+}

@@ -1,0 +1,6 @@
+//! CtiKaltura: the request router of an IPTV/OTT CDN. It finds a player's network, picks a
+//! healthy edge of that network's region by weight and answers with a redirect to it.
+
+pub mod config;
+pub mod routing;
+pub mod snapshot;

@@ -1,0 +1,196 @@
+//! The request-path grammar: `/btv/{live|catchup}/{hls|mpd}[_{wv|pr|cenc}]/{id}[.m3u8|.mpd]`,
+//! `/vod/{rest}` and `/static[/{rest}]`, anchored and case-sensitive. Anything else is invalid.
+
+use crate::snapshot::{Encryption, Protocol};
+
+/// The four kinds of routed request (bounded label values for metrics and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    Live,
+    Catchup,
+    Vod,
+    Static,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Live => "live",
+            RouteKind::Catchup => "catchup",
+            RouteKind::Vod => "vod",
+            RouteKind::Static => "static",
+        }
+    }
+}
+
+/// A live or catch-up request: which content, in which protocol and encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentRequest<'a> {
+    pub protocol: Protocol,
+    pub encryption: Encryption,
+    pub epg_id: &'a str,
+}
+
+/// A request path that fits the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Live(ContentRequest<'a>),
+    Catchup(ContentRequest<'a>),
+    /// `/vod/...`: the request path itself goes into the redirect.
+    Vod,
+    /// `/static` or `/static/...`: likewise.
+    Static,
+}
+
+impl Route<'_> {
+    pub fn kind(&self) -> RouteKind {
+        match self {
+            Route::Live(_) => RouteKind::Live,
+            Route::Catchup(_) => RouteKind::Catchup,
+            Route::Vod => RouteKind::Vod,
+            Route::Static => RouteKind::Static,
+        }
+    }
+}
+
+/// `[A-Za-z0-9_]+`: an epg id as it may appear in a URL.
+pub fn is_epg_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn parse_codec(codec: &str) -> Option<(Protocol, Encryption)> {
+    let (protocol, suffix) = match codec.split_once('_') {
+        Some((p, s)) => (p, Some(s)),
+        None => (codec, None),
+    };
+    let protocol = match protocol {
+        "hls" => Protocol::Hls,
+        "mpd" => Protocol::Mpd,
+        _ => return None,
+    };
+    let encryption = match suffix {
+        None => Encryption::None,
+        Some("wv") => Encryption::Widevine,
+        Some("pr") => Encryption::PlayReady,
+        Some("cenc") => Encryption::Cenc,
+        Some(_) => return None,
+    };
+    Some((protocol, encryption))
+}
+
+fn parse_content(rest: &str) -> Option<ContentRequest<'_>> {
+    let (codec, resource) = rest.split_once('/')?;
+    let (protocol, encryption) = parse_codec(codec)?;
+    let epg_id = resource
+        .strip_suffix(".m3u8")
+        .or_else(|| resource.strip_suffix(".mpd"))
+        .unwrap_or(resource);
+    is_epg_id(epg_id).then_some(ContentRequest {
+        protocol,
+        encryption,
+        epg_id,
+    })
+}
+
+/// RFC 3986 path characters (unreserved, sub-delims, `:`, `@`, `/`) and `%XX` escapes; no
+/// `.` or `..` segments. What passes can be copied into a Location as is.
+pub fn is_safe_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = |j: usize| bytes.get(j).is_some_and(|b| b.is_ascii_hexdigit());
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' | b':' | b'@' | b'/' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    !path.split('/').any(|segment| segment == "." || segment == "..")
+}
+
+/// Visible ASCII only: what a query string may carry into a Location header.
+pub fn is_safe_query(query: &str) -> bool {
+    query.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'#')
+}
+
+/// Matches a raw (undecoded) request path against the grammar.
+pub fn parse_route(path: &str) -> Option<Route<'_>> {
+    if let Some(rest) = path.strip_prefix("/btv/live/") {
+        return parse_content(rest).map(Route::Live);
+    }
+    if let Some(rest) = path.strip_prefix("/btv/catchup/") {
+        return parse_content(rest).map(Route::Catchup);
+    }
+    let route = if path.starts_with("/vod/") {
+        Route::Vod
+    } else if path == "/static" || path.starts_with("/static/") {
+        Route::Static
+    } else {
+        return None;
+    };
+    is_safe_path(path).then_some(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(p: Protocol, e: Encryption, id: &str) -> Option<Route<'_>> {
+        Some(Route::Live(ContentRequest { protocol: p, encryption: e, epg_id: id }))
+    }
+
+    #[test]
+    fn accepted_forms() {
+        use Encryption::*;
+        use Protocol::*;
+        assert_eq!(parse_route("/btv/live/hls/resource_1234"), live(Hls, None, "resource_1234"));
+        assert_eq!(parse_route("/btv/live/hls/resource_1234.m3u8"), live(Hls, None, "resource_1234"));
+        assert_eq!(parse_route("/btv/live/hls/r.mpd"), live(Hls, None, "r"));
+        assert_eq!(parse_route("/btv/live/mpd_cenc/r"), live(Mpd, Cenc, "r"));
+        assert_eq!(parse_route("/btv/live/mpd_wv/000000025"), live(Mpd, Widevine, "000000025"));
+        assert_eq!(parse_route("/btv/live/hls_pr/abcXmpd"), live(Hls, PlayReady, "abcXmpd"));
+        assert_eq!(
+            parse_route("/btv/catchup/mpd_wv/297190605151500"),
+            Some(Route::Catchup(ContentRequest { protocol: Mpd, encryption: Widevine, epg_id: "297190605151500" }))
+        );
+        assert_eq!(parse_route("/vod/a//b/c.mp4"), Some(Route::Vod));
+        assert_eq!(parse_route("/vod/"), Some(Route::Vod));
+        assert_eq!(parse_route("/vod/a%20b"), Some(Route::Vod));
+        assert_eq!(parse_route("/static"), Some(Route::Static));
+        assert_eq!(parse_route("/static/img/x.png"), Some(Route::Static));
+    }
+
+    #[test]
+    fn rejected_forms() {
+        for path in [
+            "/btv/life/hls/r", "/btv/live/hlss/r", "/btv/live/hls_xx/r", "/btv/live/hls_/r",
+            "/btv/live/hls/asd123!", "/btv/live/HLS/a", "/btv/live/hls/a.M3U8", "/btv/live/hls/a/",
+            "/btv/live/hls/", "/btv/live/hls/a/b", "/btv/live/hls/a.mpd.m3u8", "/btv/live/hls/a!m3u8",
+            "/btv/live/hls/a/mpd", "/btv/xlive/hls/a", "/btv/live/catchup/hls/x", "/btv/live",
+            "//btv//live/hls/x", "/btv//live/hls/x", "/btv/live/hls/ab%20c", "/BTV/live/hls/a",
+            "/vod", "//vod/x", "/vod/a%zz", "/vod/a%2", "/vod/../etc/passwd", "/vod/a/./b",
+            "/vod/a b", "/vod/a\r\nb", "/vod/\u{e9}", "/static.x", "/staticx", "/static/a\"b",
+            "/non/existing/path", "/", "", "/btv/catchup/mpd/", "/btv/live/hls/.m3u8",
+        ] {
+            assert_eq!(parse_route(path), None, "{path:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn query_must_be_visible_ascii() {
+        assert!(is_safe_query("token=abc&exp=1"));
+        assert!(is_safe_query(""));
+        assert!(!is_safe_query("a=b c"));
+        assert!(!is_safe_query("a=\x7f"));
+        assert!(!is_safe_query("a=\u{e9}"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The routing snapshot: an immutable, indexed view of the admin's routing data, compiled once
+//! off the request path and then only read (prefix table, fallback chains, weighted edge
+//! tables, content maps with paths already resolved).
+
+mod compile;
+mod load;
+pub mod model;
+pub mod prefix_table;
+pub mod weighted;
+
+pub use compile::{compile, Problem};
+pub use load::{load_snapshot, parse_document, Document, LoadError};
+pub use model::{Encryption, Id, Protocol};
+
+use ipnet::IpNet;
+use prefix_table::PrefixTable;
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+use weighted::WeightedTable;
+
+/// What a snapshot is and where it came from, for logs and management endpoints.
+#[derive(Debug, Clone)]
+pub struct SnapshotInfo {
+    /// The document's `version`, if it had one.
+    pub version: Option<String>,
+    /// Where it was read from (a file path or a URL).
+    pub source: String,
+    pub loaded_at: SystemTime,
+    pub counts: EntityCounts,
+    /// Entities skipped or references dropped, each with its reason.
+    pub problems: Vec<Problem>,
+}
+
+/// How many entities of each kind were accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityCounts {
+    pub regions: usize,
+    pub subnets: usize,
+    pub server_groups: usize,
+    pub servers: usize,
+    pub linear_channels: usize,
+    pub tv_streams: usize,
+    pub programs: usize,
+    pub program_records: usize,
+}
+
+/// One step of a client network's fallback chain: a subnet and its region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub subnet_id: Id,
+    /// Index into [`Snapshot::regions`].
+    pub region: u32,
+}
+
+/// A distinct network with the subnets that name it and its whole fallback chain.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub cidr: IpNet,
+    /// This network's subnets (lowest id first), then those of each enclosing network,
+    /// most specific first.
+    pub chain: Box<[Candidate]>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub id: Id,
+    pub name: Box<str>,
+    pub active: bool,
+    /// Eligible edges (ACTIVE group listed by this region, EDGE, ACTIVE, available, weight
+    /// > 0), lowest id first; empty when the region is not ACTIVE.
+    pub edges: WeightedTable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerType {
+    Edge,
+    Dvr,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub id: Id,
+    pub server_type: ServerType,
+    pub domain_name: Box<str>,
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+    pub active: bool,
+    pub available: bool,
+    pub weight: u64,
+    pub healthcheck_enabled: bool,
+    pub healthcheck_path: Option<Box<str>>,
+    /// `https://host`, `http://host` or `http://host:port`, for live and catch-up.
+    pub live_base: Box<str>,
+    /// `http://host`, for VOD and static (always http, no port: a customer rule).
+    pub http_base: Box<str>,
+}
+
+const NO_CONTENT: u32 = u32::MAX;
+
+/// For one epg id: the chosen content per protocol and encryption (index into the paths).
+#[derive(Debug, Clone, Copy)]
+pub struct ContentSlots([[u32; 4]; 2]);
+
+impl Default for ContentSlots {
+    fn default() -> Self {
+        ContentSlots([[NO_CONTENT; 4]; 2])
+    }
+}
+
+/// A stream or record path, normalised, with the id of the row it came from.
+#[derive(Debug, Clone)]
+pub struct ContentPath {
+    pub id: Id,
+    pub path: Box<str>,
+}
+
+/// A content lookup: one table for live streams, one for catch-up records.
+#[derive(Debug, Default)]
+pub struct ContentTable {
+    by_epg_id: FxHashMap<Box<str>, ContentSlots>,
+    paths: Vec<ContentPath>,
+}
+
+impl ContentTable {
+    /// The content for `epg_id` in `protocol`, applying the encryption fallback rule.
+    #[inline]
+    pub fn find(&self, epg_id: &str, protocol: Protocol, wanted: Encryption) -> Option<&ContentPath> {
+        let slots = self.by_epg_id.get(epg_id)?.0[protocol as usize];
+        wanted
+            .acceptable()
+            .iter()
+            .map(|&e| slots[e as usize])
+            .find(|&i| i != NO_CONTENT)
+            .map(|i| &self.paths[i as usize])
+    }
+
+    /// Offers a row; the lowest id wins each (epg id, protocol, encryption) slot.
+    fn offer(&mut self, epg_id: &str, protocol: Protocol, encryption: Encryption, id: Id, path: Box<str>) {
+        let slots = match self.by_epg_id.get_mut(epg_id) {
+            Some(slots) => slots,
+            None => self.by_epg_id.entry(epg_id.into()).or_default(),
+        };
+        let slot = &mut slots.0[protocol as usize][encryption as usize];
+        if *slot == NO_CONTENT {
+            *slot = self.paths.len() as u32;
+            self.paths.push(ContentPath { id, path });
+        } else if self.paths[*slot as usize].id > id {
+            self.paths[*slot as usize] = ContentPath { id, path };
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}
+
+/// The compiled routing state. Immutable once built; swapped whole.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub info: SnapshotInfo,
+    v4: PrefixTable<u32>,
+    v6: PrefixTable<u128>,
+    v4_networks: Vec<Network>,
+    v6_networks: Vec<Network>,
+    pub regions: Vec<Region>,
+    pub servers: Vec<Server>,
+    pub live: ContentTable,
+    pub catchup: ContentTable,
+}
+
+/// IPv4-mapped IPv6 addresses count as IPv4.
+#[inline]
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+impl Snapshot {
+    /// The most specific network containing `ip`, with its fallback chain.
+    #[inline]
+    pub fn network_of(&self, ip: IpAddr) -> Option<&Network> {
+        match canonical_ip(ip) {
+            IpAddr::V4(v4) => {
+                let i = self.v4.lookup(u32::from(v4))?;
+                self.v4_networks.get(i as usize)
+            }
+            IpAddr::V6(v6) => {
+                let i = self.v6.lookup(u128::from(v6))?;
+                self.v6_networks.get(i as usize)
+            }
+        }
+    }
+
+    /// Walks the client's fallback chain and returns the first step whose region is ACTIVE
+    /// with an eligible edge, and the edge chosen there by weight.
+    #[inline]
+    pub fn choose_edge(&self, ip: IpAddr, random: u64) -> Option<(Candidate, &Server)> {
+        let network = self.network_of(ip)?;
+        network.chain.iter().find_map(|step| {
+            let region = &self.regions[step.region as usize];
+            let edge = region.edges.pick(random)?;
+            Some((*step, &self.servers[edge as usize]))
+        })
+    }
+
+    /// Every distinct network, IPv4 then IPv6 (for tests and debugging).
+    pub fn networks(&self) -> impl Iterator<Item = &Network> {
+        self.v4_networks.iter().chain(self.v6_networks.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests;
