@@ -2,5 +2,9 @@
 //! healthy edge of that network's region by weight and answers with a redirect to it.
 
 pub mod config;
+pub mod metrics;
 pub mod routing;
+pub mod server;
 pub mod snapshot;
+pub mod sources;
+pub mod state;

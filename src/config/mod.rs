@@ -129,7 +129,10 @@ impl Config {
         };
         if router.is_none() {
             if errors.0.is_empty() {
-                errors.push("router", "missing: every router setting lives under `router:`");
+                errors.push(
+                    "router",
+                    "missing: every router setting lives under `router:`",
+                );
             }
             return Err(ConfigErrors(errors.0));
         }
@@ -178,7 +181,10 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         .list("listen", errors, parse_socket_addr)
         .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("valid default")]);
     if listen.is_empty() {
-        errors.push(router.key_path("listen"), "must name at least one addr:port");
+        errors.push(
+            router.key_path("listen"),
+            "must name at least one addr:port",
+        );
     }
     let management_listen = match router.string("management_listen", errors) {
         Some(s) => match parse_socket_addr(s) {
@@ -245,7 +251,10 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
 fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<RoutingConfig> {
     let file = routing.string("file", errors).map(PathBuf::from);
     if file.is_none() {
-        errors.push(routing.key_path("file"), "missing: path of the routing snapshot file");
+        errors.push(
+            routing.key_path("file"),
+            "missing: path of the routing snapshot file",
+        );
     }
     let watch_secs = routing.u64_in("watch_interval_secs", 2, 0..=3600, errors);
     routing.finish(errors);

@@ -10,11 +10,20 @@ fn errors_of(yaml: &str) -> Vec<String> {
 #[test]
 fn minimal_config_gets_documented_defaults() {
     let c = Config::from_yaml("router:\n  routing:\n    file: r.yaml\n").unwrap();
-    assert_eq!(c.listen, vec!["0.0.0.0:4001".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        c.listen,
+        vec!["0.0.0.0:4001".parse::<SocketAddr>().unwrap()]
+    );
     assert_eq!(c.management_listen, "127.0.0.1:4002".parse().unwrap());
-    assert!(c.client_ip.trusted_proxies.contains("127.0.0.9".parse().unwrap()));
+    assert!(c
+        .client_ip
+        .trusted_proxies
+        .contains("127.0.0.9".parse().unwrap()));
     assert!(c.client_ip.trusted_proxies.contains("::1".parse().unwrap()));
-    assert!(!c.client_ip.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+    assert!(!c
+        .client_ip
+        .trusted_proxies
+        .contains("10.0.0.1".parse().unwrap()));
     assert!(c.health.enabled);
     assert_eq!(c.http.keepalive_timeout_secs, 60);
     assert!(c.redirect.append_query_string);
@@ -98,7 +107,10 @@ fn management_listener_must_not_clash_with_public_listener() {
 
 #[test]
 fn cidr_parsing_masks_host_bits_and_accepts_bare_addresses() {
-    assert_eq!(parse_cidr("123.123.123.123/29").unwrap().to_string(), "123.123.123.120/29");
+    assert_eq!(
+        parse_cidr("123.123.123.123/29").unwrap().to_string(),
+        "123.123.123.120/29"
+    );
     assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
     assert_eq!(parse_cidr("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
     assert!(parse_cidr("10.0.0.0/33").is_err());

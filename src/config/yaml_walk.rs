@@ -57,7 +57,10 @@ impl<'a> Section<'a> {
             None | Some(Value::Null) => None,
             Some(Value::Mapping(map)) => Some(map),
             Some(other) => {
-                errors.push(&path, format!("expected a mapping, found {}", type_name(other)));
+                errors.push(
+                    &path,
+                    format!("expected a mapping, found {}", type_name(other)),
+                );
                 None
             }
         };

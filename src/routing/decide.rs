@@ -72,13 +72,21 @@ pub struct Decision {
 
 impl Decision {
     fn early(kind: Option<RouteKind>, outcome: Outcome) -> Decision {
-        Decision { kind, client_ip: None, outcome }
+        Decision {
+            kind,
+            client_ip: None,
+            outcome,
+        }
     }
 }
 
 /// Decides one request. Content is looked up before the edge, so a missing channel costs no
 /// edge selection.
-pub fn decide(snapshot: Option<&Snapshot>, policy: &RoutingPolicy, req: &RequestFacts<'_>) -> Decision {
+pub fn decide(
+    snapshot: Option<&Snapshot>,
+    policy: &RoutingPolicy,
+    req: &RequestFacts<'_>,
+) -> Decision {
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return Decision::early(None, Outcome::MethodNotAllowed);
     }
@@ -90,7 +98,11 @@ pub fn decide(snapshot: Option<&Snapshot>, policy: &RoutingPolicy, req: &Request
     let Ok(ip) = client_ip(req.peer, req.x_real_ip, &policy.trusted_proxies) else {
         return Decision::early(kind, Outcome::BadRequest(BadRequest::ClientIp));
     };
-    let decision = |outcome| Decision { kind, client_ip: Some(ip), outcome };
+    let decision = |outcome| Decision {
+        kind,
+        client_ip: Some(ip),
+        outcome,
+    };
     let Some(snapshot) = snapshot else {
         return decision(Outcome::NoSnapshot);
     };

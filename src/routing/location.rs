@@ -22,13 +22,19 @@ pub fn normalize_path_into(out: &mut String, path: &str) {
 /// not a URL of its own.
 pub fn is_path_like(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'?' | b'#' | b'\\'))
+        && s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'?' | b'#' | b'\\'))
         && !s.contains("://")
 }
 
 /// `base` + `path` (normalised unless `path_is_normalized`) + `?query`, in one allocation.
 #[inline]
-pub fn build_location(base: &str, path: &str, path_is_normalized: bool, query: Option<&str>) -> String {
+pub fn build_location(
+    base: &str,
+    path: &str,
+    path_is_normalized: bool,
+    query: Option<&str>,
+) -> String {
     let query_len = query.map_or(0, |q| q.len() + 1);
     let mut out = String::with_capacity(base.len() + path.len() + 1 + query_len);
     out.push_str(base);
@@ -69,17 +75,38 @@ mod tests {
 
     #[test]
     fn location_vectors() {
-        assert_eq!(build_location("https://host.com", "///some/path", false, None), "https://host.com/some/path");
-        assert_eq!(build_location("http://host.com", "some/path", false, None), "http://host.com/some/path");
-        assert_eq!(build_location("http://edge:96", "/a", true, Some("t=1&x=%20")), "http://edge:96/a?t=1&x=%20");
-        assert_eq!(build_location("http://e", "/a", true, Some("")), "http://e/a?");
+        assert_eq!(
+            build_location("https://host.com", "///some/path", false, None),
+            "https://host.com/some/path"
+        );
+        assert_eq!(
+            build_location("http://host.com", "some/path", false, None),
+            "http://host.com/some/path"
+        );
+        assert_eq!(
+            build_location("http://edge:96", "/a", true, Some("t=1&x=%20")),
+            "http://edge:96/a?t=1&x=%20"
+        );
+        assert_eq!(
+            build_location("http://e", "/a", true, Some("")),
+            "http://e/a?"
+        );
     }
 
     #[test]
     fn data_paths() {
         assert!(is_path_like("stream0hls"));
         assert!(is_path_like("/live/ch1/index.m3u8"));
-        for bad in ["", "/a b", "/a?b", "/a#b", "http://evil/x", "/a\r\n", "/a\\b", "/\u{e9}"] {
+        for bad in [
+            "",
+            "/a b",
+            "/a?b",
+            "/a#b",
+            "http://evil/x",
+            "/a\r\n",
+            "/a\\b",
+            "/\u{e9}",
+        ] {
             assert!(!is_path_like(bad), "{bad:?}");
         }
     }

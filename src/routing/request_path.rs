@@ -114,12 +114,16 @@ pub fn is_safe_path(path: &str) -> bool {
         }
         i += 1;
     }
-    !path.split('/').any(|segment| segment == "." || segment == "..")
+    !path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// Visible ASCII only: what a query string may carry into a Location header.
 pub fn is_safe_query(query: &str) -> bool {
-    query.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'#')
+    query
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b'#')
 }
 
 /// Matches a raw (undecoded) request path against the grammar.
@@ -145,22 +149,42 @@ mod tests {
     use super::*;
 
     fn live(p: Protocol, e: Encryption, id: &str) -> Option<Route<'_>> {
-        Some(Route::Live(ContentRequest { protocol: p, encryption: e, epg_id: id }))
+        Some(Route::Live(ContentRequest {
+            protocol: p,
+            encryption: e,
+            epg_id: id,
+        }))
     }
 
     #[test]
     fn accepted_forms() {
         use Encryption::*;
         use Protocol::*;
-        assert_eq!(parse_route("/btv/live/hls/resource_1234"), live(Hls, None, "resource_1234"));
-        assert_eq!(parse_route("/btv/live/hls/resource_1234.m3u8"), live(Hls, None, "resource_1234"));
+        assert_eq!(
+            parse_route("/btv/live/hls/resource_1234"),
+            live(Hls, None, "resource_1234")
+        );
+        assert_eq!(
+            parse_route("/btv/live/hls/resource_1234.m3u8"),
+            live(Hls, None, "resource_1234")
+        );
         assert_eq!(parse_route("/btv/live/hls/r.mpd"), live(Hls, None, "r"));
         assert_eq!(parse_route("/btv/live/mpd_cenc/r"), live(Mpd, Cenc, "r"));
-        assert_eq!(parse_route("/btv/live/mpd_wv/000000025"), live(Mpd, Widevine, "000000025"));
-        assert_eq!(parse_route("/btv/live/hls_pr/abcXmpd"), live(Hls, PlayReady, "abcXmpd"));
+        assert_eq!(
+            parse_route("/btv/live/mpd_wv/000000025"),
+            live(Mpd, Widevine, "000000025")
+        );
+        assert_eq!(
+            parse_route("/btv/live/hls_pr/abcXmpd"),
+            live(Hls, PlayReady, "abcXmpd")
+        );
         assert_eq!(
             parse_route("/btv/catchup/mpd_wv/297190605151500"),
-            Some(Route::Catchup(ContentRequest { protocol: Mpd, encryption: Widevine, epg_id: "297190605151500" }))
+            Some(Route::Catchup(ContentRequest {
+                protocol: Mpd,
+                encryption: Widevine,
+                epg_id: "297190605151500"
+            }))
         );
         assert_eq!(parse_route("/vod/a//b/c.mp4"), Some(Route::Vod));
         assert_eq!(parse_route("/vod/"), Some(Route::Vod));
@@ -172,14 +196,43 @@ mod tests {
     #[test]
     fn rejected_forms() {
         for path in [
-            "/btv/life/hls/r", "/btv/live/hlss/r", "/btv/live/hls_xx/r", "/btv/live/hls_/r",
-            "/btv/live/hls/asd123!", "/btv/live/HLS/a", "/btv/live/hls/a.M3U8", "/btv/live/hls/a/",
-            "/btv/live/hls/", "/btv/live/hls/a/b", "/btv/live/hls/a.mpd.m3u8", "/btv/live/hls/a!m3u8",
-            "/btv/live/hls/a/mpd", "/btv/xlive/hls/a", "/btv/live/catchup/hls/x", "/btv/live",
-            "//btv//live/hls/x", "/btv//live/hls/x", "/btv/live/hls/ab%20c", "/BTV/live/hls/a",
-            "/vod", "//vod/x", "/vod/a%zz", "/vod/a%2", "/vod/../etc/passwd", "/vod/a/./b",
-            "/vod/a b", "/vod/a\r\nb", "/vod/\u{e9}", "/static.x", "/staticx", "/static/a\"b",
-            "/non/existing/path", "/", "", "/btv/catchup/mpd/", "/btv/live/hls/.m3u8",
+            "/btv/life/hls/r",
+            "/btv/live/hlss/r",
+            "/btv/live/hls_xx/r",
+            "/btv/live/hls_/r",
+            "/btv/live/hls/asd123!",
+            "/btv/live/HLS/a",
+            "/btv/live/hls/a.M3U8",
+            "/btv/live/hls/a/",
+            "/btv/live/hls/",
+            "/btv/live/hls/a/b",
+            "/btv/live/hls/a.mpd.m3u8",
+            "/btv/live/hls/a!m3u8",
+            "/btv/live/hls/a/mpd",
+            "/btv/xlive/hls/a",
+            "/btv/live/catchup/hls/x",
+            "/btv/live",
+            "//btv//live/hls/x",
+            "/btv//live/hls/x",
+            "/btv/live/hls/ab%20c",
+            "/BTV/live/hls/a",
+            "/vod",
+            "//vod/x",
+            "/vod/a%zz",
+            "/vod/a%2",
+            "/vod/../etc/passwd",
+            "/vod/a/./b",
+            "/vod/a b",
+            "/vod/a\r\nb",
+            "/vod/\u{e9}",
+            "/static.x",
+            "/staticx",
+            "/static/a\"b",
+            "/non/existing/path",
+            "/",
+            "",
+            "/btv/catchup/mpd/",
+            "/btv/live/hls/.m3u8",
         ] {
             assert_eq!(parse_route(path), None, "{path:?} must be rejected");
         }

@@ -27,10 +27,22 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = if self.quarantined { "skipped" } else { "kept, reference dropped" };
+        let what = if self.quarantined {
+            "skipped"
+        } else {
+            "kept, reference dropped"
+        };
         match self.id {
-            Some(id) => write!(f, "{}[{}] id={}: {} ({what})", self.entity, self.index, id, self.reason),
-            None => write!(f, "{}[{}]: {} ({what})", self.entity, self.index, self.reason),
+            Some(id) => write!(
+                f,
+                "{}[{}] id={}: {} ({what})",
+                self.entity, self.index, id, self.reason
+            ),
+            None => write!(
+                f,
+                "{}[{}]: {} ({what})",
+                self.entity, self.index, self.reason
+            ),
         }
     }
 }
@@ -38,11 +50,29 @@ impl std::fmt::Display for Problem {
 struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn skip(&mut self, entity: &'static str, index: usize, id: Option<Id>, reason: impl Into<String>) {
-        self.0.push(Problem { entity, index, id, reason: reason.into(), quarantined: true });
+    fn skip(
+        &mut self,
+        entity: &'static str,
+        index: usize,
+        id: Option<Id>,
+        reason: impl Into<String>,
+    ) {
+        self.0.push(Problem {
+            entity,
+            index,
+            id,
+            reason: reason.into(),
+            quarantined: true,
+        });
     }
     fn drop_ref(&mut self, entity: &'static str, index: usize, id: Id, reason: impl Into<String>) {
-        self.0.push(Problem { entity, index, id: Some(id), reason: reason.into(), quarantined: false });
+        self.0.push(Problem {
+            entity,
+            index,
+            id: Some(id),
+            reason: reason.into(),
+            quarantined: false,
+        });
     }
 }
 
@@ -88,7 +118,9 @@ fn is_domain_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -126,15 +158,34 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
         };
         let domain = s.domain_name.trim();
         if !is_domain_name(domain) {
-            problems.skip("servers", index, Some(s.id), format!("domain_name {:?} is not a host name", s.domain_name));
+            problems.skip(
+                "servers",
+                index,
+                Some(s.id),
+                format!("domain_name {:?} is not a host name", s.domain_name),
+            );
             continue;
         }
-        let Ok(port) = u16::try_from(s.port).map_err(|_| ()).and_then(|p| if p == 0 { Err(()) } else { Ok(p) }) else {
-            problems.skip("servers", index, Some(s.id), format!("port {} is not 1-65535", s.port));
+        let Ok(port) =
+            u16::try_from(s.port)
+                .map_err(|_| ())
+                .and_then(|p| if p == 0 { Err(()) } else { Ok(p) })
+        else {
+            problems.skip(
+                "servers",
+                index,
+                Some(s.id),
+                format!("port {} is not 1-65535", s.port),
+            );
             continue;
         };
         if server_type == ServerType::Edge && s.weight <= 0 {
-            problems.skip("servers", index, Some(s.id), format!("weight {} must be > 0", s.weight));
+            problems.skip(
+                "servers",
+                index,
+                Some(s.id),
+                format!("weight {} must be > 0", s.weight),
+            );
             continue;
         }
         let ip = match s.ip.as_deref().map(str::trim).filter(|ip| !ip.is_empty()) {
@@ -142,14 +193,24 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             Some(text) => match text.parse::<IpAddr>() {
                 Ok(ip) => Some(ip),
                 Err(_) => {
-                    problems.skip("servers", index, Some(s.id), format!("ip {text:?} is not an IP address"));
+                    problems.skip(
+                        "servers",
+                        index,
+                        Some(s.id),
+                        format!("ip {text:?} is not an IP address"),
+                    );
                     continue;
                 }
             },
         };
         if let Some(prefix) = s.prefix.as_deref().filter(|p| !p.is_empty()) {
             if !is_path_like(prefix) {
-                problems.skip("servers", index, Some(s.id), format!("prefix {prefix:?} is not a path"));
+                problems.skip(
+                    "servers",
+                    index,
+                    Some(s.id),
+                    format!("prefix {prefix:?} is not a path"),
+                );
                 continue;
             }
         }
@@ -179,14 +240,20 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     }
 
     // Server groups: dangling server ids are dropped, the group is kept.
-    let raw_groups = parse_all::<RawServerGroup>("server_groups", &doc.server_groups, |g| g.id, &mut problems);
+    let raw_groups =
+        parse_all::<RawServerGroup>("server_groups", &doc.server_groups, |g| g.id, &mut problems);
     let mut group_edges: FxHashMap<Id, Option<Vec<u32>>> = FxHashMap::default();
     for (index, g) in &raw_groups {
         let mut members = Vec::new();
         for sid in &g.server_ids {
             match server_index.get(sid) {
                 Some(&i) => members.push(i),
-                None => problems.drop_ref("server_groups", *index, g.id, format!("server_ids: no server {sid}")),
+                None => problems.drop_ref(
+                    "server_groups",
+                    *index,
+                    g.id,
+                    format!("server_ids: no server {sid}"),
+                ),
             }
         }
         let active = is_status(&g.status, "ACTIVE");
@@ -202,12 +269,21 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
         let mut eligible = BTreeSet::new();
         for gid in &r.server_group_ids {
             match group_edges.get(gid) {
-                None => problems.drop_ref("regions", *index, r.id, format!("server_group_ids: no server group {gid}")),
+                None => problems.drop_ref(
+                    "regions",
+                    *index,
+                    r.id,
+                    format!("server_group_ids: no server group {gid}"),
+                ),
                 Some(None) => {}
                 Some(Some(members)) => {
                     for &i in members {
                         let s = &servers[i as usize];
-                        if s.server_type == ServerType::Edge && s.active && s.available && s.weight > 0 {
+                        if s.server_type == ServerType::Edge
+                            && s.active
+                            && s.available
+                            && s.weight > 0
+                        {
                             eligible.insert((s.id, i));
                         }
                     }
@@ -215,7 +291,11 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             }
         }
         let edges = if active {
-            WeightedTable::new(eligible.iter().map(|&(_, i)| (i, servers[i as usize].weight)))
+            WeightedTable::new(
+                eligible
+                    .iter()
+                    .map(|&(_, i)| (i, servers[i as usize].weight)),
+            )
         } else {
             WeightedTable::default()
         };
@@ -236,52 +316,102 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
         let net = match crate::config::parse_cidr(&s.cidr) {
             Ok(net) => net,
             Err(_) => {
-                problems.skip("subnets", *index, Some(s.id), format!("cidr {:?} is not a CIDR", s.cidr));
+                problems.skip(
+                    "subnets",
+                    *index,
+                    Some(s.id),
+                    format!("cidr {:?} is not a CIDR", s.cidr),
+                );
                 continue;
             }
         };
         let Some(&region) = region_index.get(&s.region_id) else {
-            problems.skip("subnets", *index, Some(s.id), format!("region_id: no region {}", s.region_id));
+            problems.skip(
+                "subnets",
+                *index,
+                Some(s.id),
+                format!("region_id: no region {}", s.region_id),
+            );
             continue;
         };
         subnet_count += 1;
-        by_network.entry(net).or_default().push(Candidate { subnet_id: s.id, region });
+        by_network.entry(net).or_default().push(Candidate {
+            subnet_id: s.id,
+            region,
+        });
     }
     let (v4, v4_networks, v6, v6_networks) = build_prefix_tables(by_network);
 
     // Channels and programs: epg ids by id.
-    let raw_channels = parse_all::<RawLinearChannel>("linear_channels", &doc.linear_channels, |c| c.id, &mut problems);
+    let raw_channels = parse_all::<RawLinearChannel>(
+        "linear_channels",
+        &doc.linear_channels,
+        |c| c.id,
+        &mut problems,
+    );
     let mut channel_epg: FxHashMap<Id, &str> = FxHashMap::default();
     for (index, c) in &raw_channels {
         if is_epg_id(&c.epg_id) {
             channel_epg.insert(c.id, &c.epg_id);
         } else {
-            problems.skip("linear_channels", *index, Some(c.id), format!("epg_id {:?} is not [A-Za-z0-9_]+", c.epg_id));
+            problems.skip(
+                "linear_channels",
+                *index,
+                Some(c.id),
+                format!("epg_id {:?} is not [A-Za-z0-9_]+", c.epg_id),
+            );
         }
     }
     let raw_programs = parse_all::<RawProgram>("programs", &doc.programs, |p| p.id, &mut problems);
     let mut program_epg: FxHashMap<Id, &str> = FxHashMap::default();
     for (index, p) in &raw_programs {
         if !channel_epg.contains_key(&p.linear_channel_id) {
-            problems.skip("programs", *index, Some(p.id), format!("linear_channel_id: no linear channel {}", p.linear_channel_id));
+            problems.skip(
+                "programs",
+                *index,
+                Some(p.id),
+                format!(
+                    "linear_channel_id: no linear channel {}",
+                    p.linear_channel_id
+                ),
+            );
         } else if !is_epg_id(&p.epg_id) {
-            problems.skip("programs", *index, Some(p.id), format!("epg_id {:?} is not [A-Za-z0-9_]+", p.epg_id));
+            problems.skip(
+                "programs",
+                *index,
+                Some(p.id),
+                format!("epg_id {:?} is not [A-Za-z0-9_]+", p.epg_id),
+            );
         } else {
             program_epg.insert(p.id, &p.epg_id);
         }
     }
 
     // Live streams.
-    let raw_streams = parse_all::<RawTvStream>("tv_streams", &doc.tv_streams, |s| s.id, &mut problems);
+    let raw_streams =
+        parse_all::<RawTvStream>("tv_streams", &doc.tv_streams, |s| s.id, &mut problems);
     let mut live = ContentTable::default();
     let mut stream_count = 0;
     for (index, s) in &raw_streams {
         let Some(epg_id) = channel_epg.get(&s.linear_channel_id) else {
-            problems.skip("tv_streams", *index, Some(s.id), format!("linear_channel_id: no linear channel {}", s.linear_channel_id));
+            problems.skip(
+                "tv_streams",
+                *index,
+                Some(s.id),
+                format!(
+                    "linear_channel_id: no linear channel {}",
+                    s.linear_channel_id
+                ),
+            );
             continue;
         };
         if !is_path_like(&s.stream_path) {
-            problems.skip("tv_streams", *index, Some(s.id), format!("stream_path {:?} is not a path", s.stream_path));
+            problems.skip(
+                "tv_streams",
+                *index,
+                Some(s.id),
+                format!("stream_path {:?} is not a path", s.stream_path),
+            );
             continue;
         }
         stream_count += 1;
@@ -293,13 +423,23 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     }
 
     // Catch-up records, with their DVR's prefix resolved.
-    let raw_records = parse_all::<RawProgramRecord>("program_records", &doc.program_records, |r| r.id, &mut problems);
+    let raw_records = parse_all::<RawProgramRecord>(
+        "program_records",
+        &doc.program_records,
+        |r| r.id,
+        &mut problems,
+    );
     let mut catchup = ContentTable::default();
     let mut record_count = 0;
     let mut dvr_path = String::new();
     for (index, r) in &raw_records {
         let Some(epg_id) = program_epg.get(&r.program_id) else {
-            problems.skip("program_records", *index, Some(r.id), format!("program_id: no program {}", r.program_id));
+            problems.skip(
+                "program_records",
+                *index,
+                Some(r.id),
+                format!("program_id: no program {}", r.program_id),
+            );
             continue;
         };
         let Some(prefix) = dvr_prefix.get(&r.server_id) else {
@@ -312,13 +452,19 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             continue;
         };
         if !is_path_like(&r.path) {
-            problems.skip("program_records", *index, Some(r.id), format!("path {:?} is not a path", r.path));
+            problems.skip(
+                "program_records",
+                *index,
+                Some(r.id),
+                format!("path {:?} is not a path", r.path),
+            );
             continue;
         }
         record_count += 1;
         let protocol = Protocol::from_data(r.protocol.as_deref());
         let encryption = Encryption::from_data(r.encryption.as_deref());
-        if let (true, Some(p), Some(e)) = (is_status(&r.status, "COMPLETED"), protocol, encryption) {
+        if let (true, Some(p), Some(e)) = (is_status(&r.status, "COMPLETED"), protocol, encryption)
+        {
             dvr_path.clear();
             dvr_path.push_str("/dvr/");
             dvr_path.push_str(prefix.unwrap_or(""));
@@ -359,7 +505,12 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
 
 use std::collections::BTreeMap;
 
-type Tables = (PrefixTable<u32>, Vec<Network>, PrefixTable<u128>, Vec<Network>);
+type Tables = (
+    PrefixTable<u32>,
+    Vec<Network>,
+    PrefixTable<u128>,
+    Vec<Network>,
+);
 
 /// Builds both prefix tables and every network's fallback chain.
 fn build_prefix_tables(by_network: BTreeMap<IpNet, Vec<Candidate>>) -> Tables {
@@ -368,8 +519,16 @@ fn build_prefix_tables(by_network: BTreeMap<IpNet, Vec<Candidate>>) -> Tables {
     for (net, mut candidates) in by_network {
         candidates.sort_by_key(|c| c.subnet_id);
         match net {
-            IpNet::V4(n) => v4_nets.push((n.into(), candidates, (u32::from(n.network()), u32::from(n.broadcast())))),
-            IpNet::V6(n) => v6_nets.push((n.into(), candidates, (u128::from(n.network()), u128::from(n.broadcast())))),
+            IpNet::V4(n) => v4_nets.push((
+                n.into(),
+                candidates,
+                (u32::from(n.network()), u32::from(n.broadcast())),
+            )),
+            IpNet::V6(n) => v6_nets.push((
+                n.into(),
+                candidates,
+                (u128::from(n.network()), u128::from(n.broadcast())),
+            )),
         }
     }
     let (v4, v4_networks) = with_chains(v4_nets);
@@ -377,7 +536,9 @@ fn build_prefix_tables(by_network: BTreeMap<IpNet, Vec<Candidate>>) -> Tables {
     (v4, v4_networks, v6, v6_networks)
 }
 
-fn with_chains<K: prefix_table::AddrKey>(nets: Vec<(IpNet, Vec<Candidate>, (K, K))>) -> (PrefixTable<K>, Vec<Network>) {
+fn with_chains<K: prefix_table::AddrKey>(
+    nets: Vec<(IpNet, Vec<Candidate>, (K, K))>,
+) -> (PrefixTable<K>, Vec<Network>) {
     let ranges: Vec<(K, K)> = nets.iter().map(|n| n.2).collect();
     let (table, parents) = PrefixTable::build(&ranges);
     let chains: Vec<Box<[Candidate]>> = (0..nets.len())

@@ -67,7 +67,9 @@ pub fn to_json_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, LoadError
         };
     }
     let value: serde_json::Value = serde_yaml::from_slice(bytes).map_err(LoadError::Yaml)?;
-    Ok(serde_json::to_string(&value).map_err(LoadError::Json)?.into())
+    Ok(serde_json::to_string(&value)
+        .map_err(LoadError::Json)?
+        .into())
 }
 
 /// Parses JSON text into a [`Document`].

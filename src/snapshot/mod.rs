@@ -126,7 +126,12 @@ pub struct ContentTable {
 impl ContentTable {
     /// The content for `epg_id` in `protocol`, applying the encryption fallback rule.
     #[inline]
-    pub fn find(&self, epg_id: &str, protocol: Protocol, wanted: Encryption) -> Option<&ContentPath> {
+    pub fn find(
+        &self,
+        epg_id: &str,
+        protocol: Protocol,
+        wanted: Encryption,
+    ) -> Option<&ContentPath> {
         let slots = self.by_epg_id.get(epg_id)?.0[protocol as usize];
         wanted
             .acceptable()
@@ -137,7 +142,14 @@ impl ContentTable {
     }
 
     /// Offers a row; the lowest id wins each (epg id, protocol, encryption) slot.
-    fn offer(&mut self, epg_id: &str, protocol: Protocol, encryption: Encryption, id: Id, path: Box<str>) {
+    fn offer(
+        &mut self,
+        epg_id: &str,
+        protocol: Protocol,
+        encryption: Encryption,
+        id: Id,
+        path: Box<str>,
+    ) {
         let slots = match self.by_epg_id.get_mut(epg_id) {
             Some(slots) => slots,
             None => self.by_epg_id.entry(epg_id.into()).or_default(),

@@ -70,7 +70,16 @@ mod tests {
     fn interval_walk_matches_original_vectors() {
         // Weights [10, 20, 30]; the original drew r in 1..=T, our ticket is r - 1.
         let table = WeightedTable::new([(1, 10), (2, 20), (3, 30)]);
-        for (r, expected) in [(1, 1), (10, 1), (11, 2), (15, 2), (30, 2), (31, 3), (55, 3), (60, 3)] {
+        for (r, expected) in [
+            (1, 1),
+            (10, 1),
+            (11, 2),
+            (15, 2),
+            (30, 2),
+            (31, 3),
+            (55, 3),
+            (60, 3),
+        ] {
             assert_eq!(table.pick_ticket(r - 1), Some(expected), "r = {r}");
         }
     }
@@ -100,7 +109,10 @@ mod tests {
         }
         for (i, weight) in [10.0, 20.0, 30.0].iter().enumerate() {
             let share = counts[i] as f64 / draws as f64;
-            assert!((share - weight / 60.0).abs() < 0.01, "edge {i}: share {share}");
+            assert!(
+                (share - weight / 60.0).abs() < 0.01,
+                "edge {i}: share {share}"
+            );
         }
     }
 }

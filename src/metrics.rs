@@ -1,0 +1,89 @@
+//! Prometheus metrics, registered once in the default registry (the one Pingora's and our
+//! `/metrics` serve). Per-request counters are resolved up front, so recording is one atomic add.
+
+use crate::routing::{BadRequest, NotFound, Outcome, RouteKind};
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_int_counter_vec, register_int_gauge, IntCounter, IntCounterVec, IntGauge,
+};
+
+/// Request outcomes as metric labels.
+pub const OUTCOMES: [&str; 6] = [
+    "redirect",
+    "not_found",
+    "bad_request",
+    "method_not_allowed",
+    "unavailable",
+    "error",
+];
+/// Route kinds as metric labels; `invalid` when the path did not parse.
+pub const KINDS: [&str; 5] = ["live", "catchup", "vod", "static", "invalid"];
+
+pub fn outcome_label(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Redirect { .. } => 0,
+        Outcome::NotFound(NotFound::Content | NotFound::Edge) => 1,
+        Outcome::BadRequest(BadRequest::Path | BadRequest::ClientIp) => 2,
+        Outcome::MethodNotAllowed => 3,
+        Outcome::NoSnapshot => 4,
+    }
+}
+
+pub fn kind_label(kind: Option<RouteKind>) -> usize {
+    match kind {
+        Some(RouteKind::Live) => 0,
+        Some(RouteKind::Catchup) => 1,
+        Some(RouteKind::Vod) => 2,
+        Some(RouteKind::Static) => 3,
+        None => 4,
+    }
+}
+
+pub struct Metrics {
+    requests: Vec<IntCounter>,
+    pub snapshot_loads: IntCounterVec,
+    pub snapshot_problems: IntGauge,
+    pub snapshot_loaded_timestamp: IntGauge,
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    #[inline]
+    pub fn count_request(&self, kind: usize, outcome: usize) {
+        self.requests[kind * OUTCOMES.len() + outcome].inc();
+    }
+}
+
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+    let requests = register_int_counter_vec!(
+        "cti_kaltura_requests_total",
+        "Requests answered, by route kind and outcome",
+        &["kind", "outcome"]
+    )
+    .expect("metric registers once");
+    let mut resolved = Vec::with_capacity(KINDS.len() * OUTCOMES.len());
+    for kind in KINDS {
+        for outcome in OUTCOMES {
+            resolved.push(requests.with_label_values(&[kind, outcome]));
+        }
+    }
+    Metrics {
+        requests: resolved,
+        snapshot_loads: register_int_counter_vec!(
+            "cti_kaltura_snapshot_loads_total",
+            "Routing snapshot loads, by result (accepted, rejected)",
+            &["result"]
+        )
+        .expect("metric registers once"),
+        snapshot_problems: register_int_gauge!(
+            "cti_kaltura_snapshot_problems",
+            "Entities quarantined or references dropped in the current snapshot"
+        )
+        .expect("metric registers once"),
+        snapshot_loaded_timestamp: register_int_gauge!(
+            "cti_kaltura_snapshot_loaded_timestamp_seconds",
+            "Unix time the current snapshot was loaded"
+        )
+        .expect("metric registers once"),
+    }
+});

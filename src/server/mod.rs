@@ -1,0 +1,70 @@
+//! Wiring the Pingora server: the public routing service, the management service and the
+//! snapshot source, from a validated [`Config`].
+
+pub mod management;
+pub mod router_proxy;
+
+use crate::config::Config;
+use crate::routing::RoutingPolicy;
+use crate::sources::file::FileSource;
+use crate::state::RouterState;
+use pingora::listeners::TcpSocketOptions;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
+    let mut options = TcpSocketOptions::default();
+    // `0.0.0.0:p` and `[::]:p` can then be listened on side by side.
+    if addr.is_ipv6() {
+        options.ipv6_only = Some(true);
+    }
+    options
+}
+
+/// Builds the server with every service; `run_forever()` is the caller's.
+pub fn build_server(
+    opt: Opt,
+    server_conf: ServerConf,
+    config: &Config,
+    source: FileSource,
+    state: Arc<RouterState>,
+) -> Server {
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    server.bootstrap();
+
+    let proxy = router_proxy::RouterProxy {
+        state: state.clone(),
+        policy: RoutingPolicy {
+            trusted_proxies: config.client_ip.trusted_proxies.clone(),
+            append_query_string: config.redirect.append_query_string,
+        },
+        keepalive_timeout_secs: config.http.keepalive_timeout_secs,
+    };
+    let mut router = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        proxy,
+        "cti-kaltura router",
+    );
+    for addr in &config.listen {
+        router.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
+    }
+
+    let mut management = Service::new(
+        "cti-kaltura management".to_string(),
+        management::Management { state },
+    );
+    management.add_tcp_with_settings(
+        &config.management_listen.to_string(),
+        socket_options(&config.management_listen),
+    );
+    management.threads = Some(1);
+
+    server.add_service(router);
+    server.add_service(management);
+    server.add_service(background_service("routing file source", source));
+    server
+}

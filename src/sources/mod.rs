@@ -1,0 +1,3 @@
+//! Where routing snapshots come from.
+
+pub mod file;
