@@ -2,85 +2,142 @@
 //! load the routing snapshot, then run the Pingora server.
 
 use cti_kaltura::config::Config;
-use cti_kaltura::server::build_server;
+use cti_kaltura::server::{build_server, RoutingSource};
+use cti_kaltura::sources::admin_api::AdminApiSource;
 use cti_kaltura::sources::file::{load_file, FileSource};
+use cti_kaltura::sources::refresh_channel;
 use cti_kaltura::state::RouterState;
 use pingora::server::configuration::{Opt, ServerConf};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Exit code for an unusable configuration.
+const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut opt = Opt::parse_args();
     let Some(conf_path) = opt.conf.take().map(PathBuf::from) else {
         eprintln!("usage: cti-kaltura -c /etc/cti-kaltura/cti-kaltura.yaml [-t] [-u] [-d]");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_CONFIG);
     };
-    let text = match std::fs::read_to_string(&conf_path) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("{}: cannot read config file: {e}", conf_path.display());
-            return ExitCode::from(2);
-        }
-    };
-    let server_conf = match ServerConf::from_yaml(&text) {
-        Ok(conf) => conf,
-        Err(e) => {
-            eprintln!(
-                "{}: Pingora settings: {}",
-                conf_path.display(),
-                e.context
-                    .as_ref()
-                    .map_or(e.etype.as_str().to_string(), |c| c.as_str().to_string())
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let config = match Config::load_from_yaml(&conf_path) {
-        Ok(config) => config,
+    let shown = conf_path.display().to_string();
+    let (server_conf, config) = match load_config(&conf_path) {
+        Ok(loaded) => loaded,
         Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{}: {e}", conf_path.display());
+            for e in &errors {
+                eprintln!("{shown}: {e}");
             }
-            eprintln!(
-                "{}: {} configuration error(s)",
-                conf_path.display(),
-                errors.0.len()
-            );
-            return ExitCode::from(2);
+            eprintln!("{shown}: {} configuration error(s)", errors.len());
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-
     if opt.test {
-        return match load_file(&config.routing.file) {
-            Ok(snapshot) => {
-                println!(
-                    "{}: configuration OK; routing snapshot {} version {} with {} problem(s)",
-                    conf_path.display(),
-                    config.routing.file.display(),
-                    snapshot.info.version.as_deref().unwrap_or("(none)"),
-                    snapshot.info.problems.len()
-                );
-                for problem in &snapshot.info.problems {
-                    println!("  {problem}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: router.routing.file: {e}", conf_path.display());
-                ExitCode::from(1)
-            }
-        };
+        return test_config(&shown, &config);
     }
 
     let state = RouterState::new();
-    let source = FileSource::new(
-        config.routing.file.clone(),
-        config.routing.watch_interval,
-        state.clone(),
-    );
-    // Loaded before the listeners open, so the first request already has routing data.
-    source.reload();
-    let server = build_server(opt, server_conf, &config, source, state);
+    let (refresh_tx, refresh_rx) = refresh_channel();
+    let source = match (&config.routing.file, &config.routing.admin_api) {
+        (Some(file), _) => {
+            let source = FileSource::new(
+                file.clone(),
+                config.routing.watch_interval,
+                state.clone(),
+                refresh_rx,
+            );
+            // Loaded before the listeners open, so the first request already has routing data.
+            source.reload();
+            RoutingSource::File(source)
+        }
+        (None, Some(api)) => {
+            match &config.routing.state_dir {
+                Some(dir) => {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        eprintln!("{shown}: router.routing.state_dir: cannot create {}: {e}", dir.display());
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                    if let Some(snapshot) = AdminApiSource::load_persisted(dir) {
+                        log::info!("serving the persisted snapshot while the admin API is asked for a newer one");
+                        state.publish(snapshot);
+                    }
+                }
+                None => log::warn!(
+                    "router.routing.state_dir is not set: a restart during an admin outage starts without routing data"
+                ),
+            }
+            match AdminApiSource::new(
+                api.clone(),
+                config.routing.guard.clone(),
+                config.routing.state_dir.clone(),
+                state.clone(),
+                refresh_rx,
+            ) {
+                Ok(source) => RoutingSource::AdminApi(source),
+                Err(e) => {
+                    eprintln!(
+                        "{shown}: router.routing.admin_api: cannot build the HTTP client: {e}"
+                    );
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        (None, None) => unreachable!("config validation requires a routing source"),
+    };
+    let server = build_server(opt, server_conf, &config, source, refresh_tx, state);
     server.run_forever()
+}
+
+/// Pingora's settings and ours, from the one file; every problem is returned.
+fn load_config(path: &Path) -> Result<(ServerConf, Config), Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read config file: {e}")])?;
+    let server_conf = ServerConf::from_yaml(&text).map_err(|e| {
+        let detail = e.root_cause().to_string();
+        vec![format!("Pingora settings (top level): {detail}")]
+    });
+    let config = Config::load_from_yaml(path)
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+    match (server_conf, config) {
+        (Ok(server_conf), Ok(config)) => Ok((server_conf, config)),
+        (server_conf, config) => Err(server_conf
+            .err()
+            .into_iter()
+            .flatten()
+            .chain(config.err().into_iter().flatten())
+            .collect()),
+    }
+}
+
+/// `-t`: the config is valid; also load the routing file (or the persisted admin snapshot).
+fn test_config(shown: &str, config: &Config) -> ExitCode {
+    let (key, path) = match (&config.routing.file, &config.routing.state_dir) {
+        (Some(file), _) => ("router.routing.file", file.clone()),
+        (None, Some(dir)) if cti_kaltura::sources::persist::snapshot_path(dir).exists() => (
+            "router.routing.state_dir",
+            cti_kaltura::sources::persist::snapshot_path(dir),
+        ),
+        _ => {
+            println!("{shown}: configuration OK (the admin API is not contacted by -t)");
+            return ExitCode::SUCCESS;
+        }
+    };
+    match load_file(&path) {
+        Ok(snapshot) => {
+            println!(
+                "{shown}: configuration OK; routing snapshot {} version {} with {} problem(s)",
+                path.display(),
+                snapshot.info.version.as_deref().unwrap_or("(none)"),
+                snapshot.info.problems.len()
+            );
+            for problem in &snapshot.info.problems {
+                println!("  {problem}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{shown}: {key}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

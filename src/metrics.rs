@@ -4,7 +4,8 @@
 use crate::routing::{BadRequest, NotFound, Outcome, RouteKind};
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_int_counter_vec, register_int_gauge, IntCounter, IntCounterVec, IntGauge,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Request outcomes as metric labels.
@@ -41,9 +42,16 @@ pub fn kind_label(kind: Option<RouteKind>) -> usize {
 
 pub struct Metrics {
     requests: Vec<IntCounter>,
-    pub snapshot_loads: IntCounterVec,
+    /// Fetches and loads by result: ok, unchanged, error, refused.
+    pub snapshot_fetches: IntCounterVec,
     pub snapshot_problems: IntGauge,
     pub snapshot_loaded_timestamp: IntGauge,
+    /// Always 1, labelled with the version in service.
+    pub snapshot_version: IntGaugeVec,
+    /// Seconds since the last successful fetch or load; set when scraped.
+    pub snapshot_age: IntGauge,
+    pub snapshot_entities: IntGaugeVec,
+    pub snapshot_quarantined: IntCounterVec,
 }
 
 impl Metrics {
@@ -69,10 +77,33 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     }
     Metrics {
         requests: resolved,
-        snapshot_loads: register_int_counter_vec!(
-            "cti_kaltura_snapshot_loads_total",
-            "Routing snapshot loads, by result (accepted, rejected)",
+        snapshot_fetches: register_int_counter_vec!(
+            "cti_kaltura_snapshot_fetch_total",
+            "Routing snapshot fetches and file loads, by result (ok, unchanged, error, refused)",
             &["result"]
+        )
+        .expect("metric registers once"),
+        snapshot_version: register_int_gauge_vec!(
+            "cti_kaltura_snapshot_version_info",
+            "The routing snapshot version in service (value always 1)",
+            &["version"]
+        )
+        .expect("metric registers once"),
+        snapshot_age: register_int_gauge!(
+            "cti_kaltura_snapshot_age_seconds",
+            "Seconds since the last successful snapshot fetch or load"
+        )
+        .expect("metric registers once"),
+        snapshot_entities: register_int_gauge_vec!(
+            "cti_kaltura_snapshot_entities",
+            "Entities accepted into the snapshot in service, by kind",
+            &["kind"]
+        )
+        .expect("metric registers once"),
+        snapshot_quarantined: register_int_counter_vec!(
+            "cti_kaltura_snapshot_quarantined_total",
+            "Entities skipped by validation, by kind, summed over every accepted snapshot",
+            &["kind"]
         )
         .expect("metric registers once"),
         snapshot_problems: register_int_gauge!(

@@ -1,18 +1,36 @@
 //! The state shared by the request path and the background tasks: one snapshot behind one
-//! `ArcSwap`. Readers `load()`, the loader `store()`s a whole new snapshot.
+//! `ArcSwap`. Readers `load()`, a source `store()`s a whole new snapshot.
 
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwapOption;
-use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many quarantine problems are logged one by one per load; the rest are summarised.
 const PROBLEMS_LOGGED: usize = 50;
 
+/// A snapshot the guard refused, for `/debug/snapshot`.
+#[derive(Debug, Clone)]
+pub struct RefusedSummary {
+    pub version: Option<String>,
+    pub source: String,
+    pub at_unix: u64,
+    pub reasons: Vec<String>,
+}
+
 #[derive(Default)]
 pub struct RouterState {
     snapshot: ArcSwapOption<Snapshot>,
+    last_success_unix: AtomicU64,
+    last_refused: Mutex<Option<RefusedSummary>>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl RouterState {
@@ -33,36 +51,113 @@ impl RouterState {
     /// Publishes a new snapshot: requests already in flight finish on the old one.
     pub fn publish(&self, snapshot: Snapshot) {
         log_accepted(&snapshot);
-        METRICS
-            .snapshot_loads
-            .with_label_values(&["accepted"])
-            .inc();
-        METRICS
-            .snapshot_problems
-            .set(snapshot.info.problems.len() as i64);
-        let loaded = snapshot
-            .info
-            .loaded_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        METRICS.snapshot_loaded_timestamp.set(loaded as i64);
+        record_metrics(&snapshot);
+        self.mark_success();
         self.snapshot.store(Some(Arc::new(snapshot)));
     }
 
-    /// Records a refused load; the current snapshot stays.
-    pub fn refuse(&self, source: &str, reason: &dyn std::fmt::Display) {
+    /// A fetch that found nothing new still proves the data is current.
+    pub fn mark_unchanged(&self) {
         METRICS
-            .snapshot_loads
-            .with_label_values(&["rejected"])
+            .snapshot_fetches
+            .with_label_values(&["unchanged"])
             .inc();
-        let keeping = match self.snapshot.load().as_deref() {
+        self.mark_success();
+    }
+
+    fn mark_success(&self) {
+        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last successful fetch or load (`None` before the first).
+    pub fn age_secs(&self) -> Option<u64> {
+        match self.last_success_unix.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(unix_now().saturating_sub(at)),
+        }
+    }
+
+    /// Records a failed load or fetch; the current snapshot stays.
+    pub fn fail(&self, source: &str, reason: &dyn std::fmt::Display) {
+        METRICS.snapshot_fetches.with_label_values(&["error"]).inc();
+        log::error!(
+            "routing snapshot from {source} not loaded: {reason}; {}",
+            self.keeping()
+        );
+    }
+
+    /// Records a snapshot refused by the blast-radius guard; `log` is false for a repeat.
+    pub fn refuse(&self, refused: RefusedSummary, log: bool) {
+        METRICS
+            .snapshot_fetches
+            .with_label_values(&["refused"])
+            .inc();
+        if log {
+            log::error!(
+                "routing snapshot version {} from {} refused by the blast-radius guard: {}; {}. \
+                 Accept it with POST /admin/refresh?force=true or router.routing.guard.enabled: false",
+                refused.version.as_deref().unwrap_or("(none)"),
+                refused.source,
+                refused.reasons.join("; "),
+                self.keeping()
+            );
+        }
+        *self.last_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(refused);
+    }
+
+    pub fn last_refused(&self) -> Option<RefusedSummary> {
+        self.last_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn keeping(&self) -> String {
+        match self.snapshot.load().as_deref() {
             Some(s) => format!(
                 "keeping snapshot version {}",
                 s.info.version.as_deref().unwrap_or("(none)")
             ),
-            None => "no snapshot loaded yet: answering 503".to_string(),
-        };
-        log::error!("routing snapshot from {source} rejected: {reason}; {keeping}");
+            None => "no snapshot loaded yet: routed requests get 503".to_string(),
+        }
+    }
+}
+
+fn record_metrics(snapshot: &Snapshot) {
+    let info = &snapshot.info;
+    METRICS.snapshot_fetches.with_label_values(&["ok"]).inc();
+    METRICS.snapshot_problems.set(info.problems.len() as i64);
+    let loaded = info
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    METRICS.snapshot_loaded_timestamp.set(loaded as i64);
+    METRICS.snapshot_version.reset();
+    METRICS
+        .snapshot_version
+        .with_label_values(&[info.version.as_deref().unwrap_or("")])
+        .set(1);
+    let c = &info.counts;
+    for (kind, count) in [
+        ("regions", c.regions),
+        ("subnets", c.subnets),
+        ("server_groups", c.server_groups),
+        ("servers", c.servers),
+        ("linear_channels", c.linear_channels),
+        ("tv_streams", c.tv_streams),
+        ("programs", c.programs),
+        ("program_records", c.program_records),
+    ] {
+        METRICS
+            .snapshot_entities
+            .with_label_values(&[kind])
+            .set(count as i64);
+    }
+    for problem in info.problems.iter().filter(|p| p.quarantined) {
+        METRICS
+            .snapshot_quarantined
+            .with_label_values(&[problem.entity])
+            .inc();
     }
 }
 
@@ -89,7 +184,7 @@ fn log_accepted(snapshot: &Snapshot) {
     }
     if info.problems.len() > PROBLEMS_LOGGED {
         log::warn!(
-            "routing snapshot from {}: {} more problems not logged (see GET /snapshot on the management listener)",
+            "routing snapshot from {}: {} more problems not logged (see GET /debug/snapshot on the management listener)",
             info.source,
             info.problems.len() - PROBLEMS_LOGGED
         );

@@ -27,19 +27,65 @@ pub struct Config {
     /// Management listener (`router.management_listen`).
     pub management_listen: SocketAddr,
     pub routing: RoutingConfig,
+    pub management: ManagementConfig,
     pub client_ip: ClientIpConfig,
     pub health: HealthConfig,
     pub http: HttpConfig,
     pub redirect: RedirectConfig,
 }
 
-/// Where routing data comes from (`router.routing`).
+/// Where routing data comes from (`router.routing`): exactly one of `file` and `admin_api`.
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
     /// Snapshot file, JSON or YAML (`router.routing.file`).
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
     /// How often the file's modification is checked; `None` = only on SIGHUP.
     pub watch_interval: Option<Duration>,
+    /// The admin API source (`router.routing.admin_api`).
+    pub admin_api: Option<AdminApiConfig>,
+    /// Where the last accepted admin snapshot is kept (`router.routing.state_dir`).
+    pub state_dir: Option<PathBuf>,
+    /// Blast-radius guard for admin snapshots (`router.routing.guard`).
+    pub guard: GuardConfig,
+}
+
+/// The admin API source (`router.routing.admin_api`).
+#[derive(Debug, Clone)]
+pub struct AdminApiConfig {
+    /// The snapshot endpoint (`url`).
+    pub url: String,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// Bearer token, from `token` or (better) `token_file`.
+    pub token: Option<String>,
+    /// Bodies larger than this are refused (`max_body_bytes`).
+    pub max_body_bytes: u64,
+    /// Longest wait between retries after failures (`max_backoff_secs`).
+    pub max_backoff: Duration,
+}
+
+/// Refuses admin snapshots that would remove too much (`router.routing.guard`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardConfig {
+    pub enabled: bool,
+    /// Largest fraction of subnets or of eligible edges one snapshot may remove.
+    pub max_removed_fraction: f64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            enabled: true,
+            max_removed_fraction: 0.5,
+        }
+    }
+}
+
+/// Management endpoint protection (`router.management`).
+#[derive(Debug, Clone, Default)]
+pub struct ManagementConfig {
+    /// Bearer token required by the POST endpoints, from `token` or `token_file`.
+    pub token: Option<String>,
 }
 
 /// Client address rules (`router.client_ip`).
@@ -107,7 +153,8 @@ impl Config {
             }])
         })?;
         let mut config = Config::from_yaml(&text)?;
-        config.routing.file = resolve_relative(&config.routing.file, path.parent());
+        let dir = path.parent();
+        config.routing.file = config.routing.file.map(|f| resolve_relative(&f, dir));
         Ok(config)
     }
 
@@ -204,6 +251,9 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     }
 
     let routing = read_routing(router.section("routing", errors), errors);
+    let mut management = router.section("management", errors);
+    let management_token = read_token(&mut management, errors);
+    management.finish(errors);
 
     let mut client_ip = router.section("client_ip", errors);
     let trusted_proxies = client_ip
@@ -233,6 +283,9 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         listen,
         management_listen,
         routing: routing?,
+        management: ManagementConfig {
+            token: management_token,
+        },
         client_ip: ClientIpConfig {
             trusted_proxies: TrustedProxies(trusted_proxies),
         },
@@ -249,19 +302,113 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
 }
 
 fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<RoutingConfig> {
+    let has_file = routing.has("file");
+    let has_admin = routing.has("admin_api");
     let file = routing.string("file", errors).map(PathBuf::from);
-    if file.is_none() {
-        errors.push(
-            routing.key_path("file"),
-            "missing: path of the routing snapshot file",
-        );
-    }
     let watch_secs = routing.u64_in("watch_interval_secs", 2, 0..=3600, errors);
+    let admin_api = if has_admin {
+        read_admin_api(routing.section("admin_api", errors), errors)
+    } else {
+        routing.value("admin_api");
+        None
+    };
+    match (has_file, has_admin) {
+        (true, true) => errors.push(
+            routing.key_path("admin_api"),
+            "`file` and `admin_api` are alternatives: configure one",
+        ),
+        (false, false) => errors.push(
+            routing.key_path("file"),
+            "missing: set `file` (a snapshot file) or `admin_api` (the admin system)",
+        ),
+        _ => {}
+    }
+    let state_dir = routing.string("state_dir", errors).map(PathBuf::from);
+    let mut guard = routing.section("guard", errors);
+    let guard_config = GuardConfig {
+        enabled: guard.bool("enabled", true, errors),
+        max_removed_fraction: guard.f64_in("max_removed_fraction", 0.5, 0.0..=1.0, errors),
+    };
+    guard.finish(errors);
     routing.finish(errors);
     Some(RoutingConfig {
-        file: file?,
+        file,
         watch_interval: (watch_secs > 0).then(|| Duration::from_secs(watch_secs)),
+        admin_api,
+        state_dir,
+        guard: guard_config,
     })
+}
+
+fn read_admin_api(mut api: Section<'_>, errors: &mut Errors) -> Option<AdminApiConfig> {
+    let url = match api.string("url", errors) {
+        Some(url) => match reqwest::Url::parse(url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(url.to_string()),
+            _ => {
+                errors.push(api.key_path("url"), "not an http:// or https:// URL");
+                None
+            }
+        },
+        None => {
+            errors.push(api.key_path("url"), "missing: the admin snapshot endpoint");
+            None
+        }
+    };
+    let poll_interval_secs = api.u64_in("poll_interval_secs", 5, 1..=3600, errors);
+    let timeout_secs = api.u64_in("timeout_secs", 3, 1..=300, errors);
+    let max_body_bytes = api.u64_in("max_body_bytes", 256 << 20, 1024..=(4 << 30), errors);
+    let max_backoff_secs = api.u64_in("max_backoff_secs", 60, 1..=3600, errors);
+    let token = read_token(&mut api, errors);
+    api.finish(errors);
+    Some(AdminApiConfig {
+        url: url?,
+        poll_interval: Duration::from_secs(poll_interval_secs),
+        timeout: Duration::from_secs(timeout_secs),
+        token,
+        max_body_bytes,
+        max_backoff: Duration::from_secs(max_backoff_secs),
+    })
+}
+
+/// A bearer token given inline (`token`) or read from a file (`token_file`, preferred: keeps
+/// the secret out of the config). Surrounding blanks and the trailing newline are trimmed.
+fn read_token(section: &mut Section<'_>, errors: &mut Errors) -> Option<String> {
+    let inline = section.string("token", errors);
+    let file = section.string("token_file", errors);
+    let token = match (inline, file) {
+        (Some(_), Some(_)) => {
+            errors.push(
+                section.key_path("token_file"),
+                "`token` and `token_file` are alternatives: configure one",
+            );
+            return None;
+        }
+        (Some(token), None) => token.trim().to_string(),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => text.trim().to_string(),
+            Err(e) => {
+                errors.push(
+                    section.key_path("token_file"),
+                    format!("cannot read {path}: {e}"),
+                );
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    if token.is_empty() || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        let key = if file.is_some() {
+            "token_file"
+        } else {
+            "token"
+        };
+        errors.push(
+            section.key_path(key),
+            "the token must be non-empty visible ASCII",
+        );
+        return None;
+    }
+    Some(token)
 }
 
 #[cfg(test)]

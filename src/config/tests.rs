@@ -75,7 +75,7 @@ fn unknown_nested_key_and_missing_file_are_errors() {
     assert_eq!(
         errors,
         vec![
-            "router.routing.file: missing: path of the routing snapshot file",
+            "router.routing.file: missing: set `file` (a snapshot file) or `admin_api` (the admin system)",
             "router.routing.fil: unknown key",
         ]
     );
@@ -115,4 +115,67 @@ fn cidr_parsing_masks_host_bits_and_accepts_bare_addresses() {
     assert_eq!(parse_cidr("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
     assert!(parse_cidr("10.0.0.0/33").is_err());
     assert!(parse_cidr("").is_err());
+}
+
+#[test]
+fn admin_api_source_with_defaults() {
+    let c = Config::from_yaml(
+        "router:\n  routing:\n    admin_api: {url: \"http://127.0.0.1:9/snapshot\", token: \" s3cret \"}\n    state_dir: /tmp/x\n",
+    )
+    .unwrap();
+    let api = c.routing.admin_api.unwrap();
+    assert_eq!(api.url, "http://127.0.0.1:9/snapshot");
+    assert_eq!(api.poll_interval, Duration::from_secs(5));
+    assert_eq!(api.timeout, Duration::from_secs(3));
+    assert_eq!(api.token.as_deref(), Some("s3cret"));
+    assert_eq!(api.max_body_bytes, 256 << 20);
+    assert_eq!(c.routing.file, None);
+    assert_eq!(c.routing.state_dir, Some(PathBuf::from("/tmp/x")));
+    assert_eq!(c.routing.guard, GuardConfig::default());
+}
+
+#[test]
+fn admin_api_errors_name_their_keys() {
+    let errors = errors_of(
+        "router:
+  routing:
+    file: r.yaml
+    admin_api: {url: \"ftp://x\", poll_interval_secs: 0, token: a, token_file: /nonexistent}
+    guard: {max_removed_fraction: 1.5}
+  management: {token_file: /nonexistent/token}
+",
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "router.routing.admin_api.url: not an http:// or https:// URL",
+            "router.routing.admin_api.poll_interval_secs: must be a whole number from 1 to 3600",
+            "router.routing.admin_api.token_file: `token` and `token_file` are alternatives: configure one",
+            "router.routing.admin_api: `file` and `admin_api` are alternatives: configure one",
+            "router.routing.guard.max_removed_fraction: must be a number from 0 to 1",
+            "router.management.token_file: cannot read /nonexistent/token: No such file or directory (os error 2)",
+        ]
+    );
+}
+
+#[test]
+fn token_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "abc123\n").unwrap();
+    let c = Config::from_yaml(&format!(
+        "router:\n  routing: {{file: r}}\n  management: {{token_file: {}}}\n",
+        path.display()
+    ))
+    .unwrap();
+    assert_eq!(c.management.token.as_deref(), Some("abc123"));
+    std::fs::write(&path, "\n").unwrap();
+    let errors = errors_of(&format!(
+        "router:\n  routing: {{file: r}}\n  management: {{token_file: {}}}\n",
+        path.display()
+    ));
+    assert_eq!(
+        errors,
+        vec!["router.management.token_file: the token must be non-empty visible ASCII"]
+    );
 }

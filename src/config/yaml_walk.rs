@@ -71,6 +71,13 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Whether `key` is present (and not null), without marking it as read.
+    pub fn has(&self, key: &str) -> bool {
+        self.map
+            .and_then(|m| m.get(key))
+            .is_some_and(|v| !v.is_null())
+    }
+
     pub fn key_path(&self, key: &str) -> String {
         format!("{}.{}", self.path, key)
     }
@@ -136,6 +143,36 @@ impl<'a> Section<'a> {
                             range.start(),
                             range.end()
                         ),
+                    );
+                    default
+                }
+            },
+            Some(other) => {
+                errors.push(
+                    self.key_path(key),
+                    format!("expected a number, found {}", type_name(other)),
+                );
+                default
+            }
+        }
+    }
+
+    /// A number within `range`, or `default` when absent.
+    pub fn f64_in(
+        &mut self,
+        key: &'static str,
+        default: f64,
+        range: std::ops::RangeInclusive<f64>,
+        errors: &mut Errors,
+    ) -> f64 {
+        match self.value(key) {
+            None => default,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if range.contains(&v) => v,
+                _ => {
+                    errors.push(
+                        self.key_path(key),
+                        format!("must be a number from {} to {}", range.start(), range.end()),
                     );
                     default
                 }

@@ -1,19 +1,26 @@
-//! The management listener: `/healthz` for load balancers, `/snapshot` describing the routing
-//! data in service, `/metrics` for Prometheus.
+//! The management listener: `/healthz` (alive), `/readyz` (a snapshot is loaded),
+//! `/debug/snapshot`, `/metrics`, and `POST /admin/refresh[?force=true]`.
 
+use crate::metrics::METRICS;
+use crate::sources::{RefreshOutcome, RefreshRequest, RefreshSender};
 use crate::state::RouterState;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
-/// How many quarantine problems `/snapshot` lists.
+/// How many quarantine problems `/debug/snapshot` lists.
 const PROBLEMS_SHOWN: usize = 200;
 
 pub struct Management {
     pub state: Arc<RouterState>,
+    pub refresh: RefreshSender,
+    /// Bearer token the POST endpoints require, if configured.
+    pub token: Option<String>,
+    /// How long `POST /admin/refresh` waits for the fetch to finish.
+    pub refresh_wait: Duration,
 }
 
 fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -25,51 +32,115 @@ fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
         .expect("static response parts are valid")
 }
 
+fn text(status: u16, body: &str) -> Response<Vec<u8>> {
+    answer(status, "text/plain", format!("{body}\n").into_bytes())
+}
+
+fn json(status: u16, value: &serde_json::Value) -> Response<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    answer(status, "application/json", body)
+}
+
+/// Compares without an early exit, so response timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl Management {
-    fn healthz(&self) -> Response<Vec<u8>> {
+    fn readyz(&self) -> Response<Vec<u8>> {
         match self.state.snapshot() {
-            Some(_) => answer(200, "text/plain", b"ok\n".to_vec()),
-            None => answer(503, "text/plain", b"no routing snapshot loaded\n".to_vec()),
+            Some(_) => text(200, "ready"),
+            None => text(503, "not ready: no routing snapshot loaded"),
         }
     }
 
-    fn snapshot(&self) -> Response<Vec<u8>> {
+    fn debug_snapshot(&self) -> Response<Vec<u8>> {
+        let refused = self.state.last_refused().map(|r| {
+            serde_json::json!({
+                "version": r.version, "source": r.source, "at_unix": r.at_unix, "reasons": r.reasons,
+            })
+        });
         let Some(snapshot) = self.state.snapshot() else {
-            return answer(503, "text/plain", b"no routing snapshot loaded\n".to_vec());
+            return json(
+                503,
+                &serde_json::json!({"loaded": false, "last_refused": refused}),
+            );
         };
         let info = &snapshot.info;
         let c = &info.counts;
-        let body = serde_json::json!({
-            "version": info.version,
-            "source": info.source,
-            "loaded_at_unix": info.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-            "counts": {
-                "regions": c.regions, "subnets": c.subnets, "server_groups": c.server_groups,
-                "servers": c.servers, "linear_channels": c.linear_channels, "tv_streams": c.tv_streams,
-                "programs": c.programs, "program_records": c.program_records,
-            },
-            "problem_count": info.problems.len(),
-            "problems": info.problems.iter().take(PROBLEMS_SHOWN).map(|p| p.to_string()).collect::<Vec<_>>(),
-        });
-        answer(
+        json(
             200,
-            "application/json",
-            serde_json::to_vec_pretty(&body).unwrap_or_default(),
+            &serde_json::json!({
+                "loaded": true,
+                "version": info.version,
+                "source": info.source,
+                "loaded_at_unix": info.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                "age_seconds": self.state.age_secs(),
+                "counts": {
+                    "regions": c.regions, "subnets": c.subnets, "server_groups": c.server_groups,
+                    "servers": c.servers, "linear_channels": c.linear_channels, "tv_streams": c.tv_streams,
+                    "programs": c.programs, "program_records": c.program_records,
+                },
+                "problem_count": info.problems.len(),
+                "problems": info.problems.iter().take(PROBLEMS_SHOWN).map(|p| p.to_string()).collect::<Vec<_>>(),
+                "last_refused": refused,
+            }),
         )
     }
 
     fn metrics(&self) -> Response<Vec<u8>> {
         use prometheus::Encoder;
+        if let Some(age) = self.state.age_secs() {
+            METRICS.snapshot_age.set(age as i64);
+        }
         let encoder = prometheus::TextEncoder::new();
         let mut body = Vec::new();
         match encoder.encode(&prometheus::gather(), &mut body) {
             Ok(()) => answer(200, encoder.format_type(), body),
-            Err(e) => answer(
-                500,
-                "text/plain",
-                format!("cannot encode metrics: {e}\n").into_bytes(),
-            ),
+            Err(e) => text(500, &format!("cannot encode metrics: {e}")),
         }
+    }
+
+    async fn admin_refresh(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        if let Some(token) = &self.token {
+            let given = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+                return text(401, "missing or wrong bearer token");
+            }
+        }
+        let force = session
+            .req_header()
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "force=true" || kv == "force=1"));
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        if self
+            .refresh
+            .send(RefreshRequest { force, reply })
+            .await
+            .is_err()
+        {
+            return text(503, "the routing source is not running");
+        }
+        let outcome = match tokio::time::timeout(self.refresh_wait, outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => return text(503, "the routing source stopped"),
+            Err(_) => return text(504, "the refresh is still running; see /debug/snapshot"),
+        };
+        if let RefreshOutcome::Accepted { .. } = outcome {
+            log::info!(
+                "refresh via management endpoint accepted a new snapshot{}",
+                if force { " (forced)" } else { "" }
+            );
+        }
+        json(outcome.http_status(), &outcome.to_json())
     }
 }
 
@@ -77,17 +148,20 @@ impl Management {
 impl ServeHttp for Management {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        if req.method != http::Method::GET {
-            return answer(405, "text/plain", b"use GET\n".to_vec());
-        }
-        match req.uri.path() {
-            "/healthz" => self.healthz(),
-            "/snapshot" => self.snapshot(),
-            "/metrics" => self.metrics(),
-            _ => answer(
+        let method = req.method.clone();
+        let path = req.uri.path().to_string();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/healthz") => text(200, "ok"),
+            ("GET", "/readyz") => self.readyz(),
+            ("GET", "/debug/snapshot") => self.debug_snapshot(),
+            ("GET", "/metrics") => self.metrics(),
+            ("POST", "/admin/refresh") => self.admin_refresh(session).await,
+            (_, "/healthz" | "/readyz" | "/debug/snapshot" | "/metrics" | "/admin/refresh") => {
+                text(405, "method not allowed")
+            }
+            _ => text(
                 404,
-                "text/plain",
-                b"endpoints: /healthz /snapshot /metrics\n".to_vec(),
+                "endpoints: GET /healthz /readyz /debug/snapshot /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }

@@ -1,12 +1,14 @@
 //! Wiring the Pingora server: the public routing service, the management service and the
-//! snapshot source, from a validated [`Config`].
+//! routing source, from a validated [`Config`].
 
 pub mod management;
 pub mod router_proxy;
 
 use crate::config::Config;
 use crate::routing::RoutingPolicy;
+use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;
+use crate::sources::RefreshSender;
 use crate::state::RouterState;
 use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -15,6 +17,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
@@ -25,12 +28,19 @@ fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     options
 }
 
+/// The configured routing source.
+pub enum RoutingSource {
+    File(FileSource),
+    AdminApi(AdminApiSource),
+}
+
 /// Builds the server with every service; `run_forever()` is the caller's.
 pub fn build_server(
     opt: Opt,
     server_conf: ServerConf,
     config: &Config,
-    source: FileSource,
+    source: RoutingSource,
+    refresh: RefreshSender,
     state: Arc<RouterState>,
 ) -> Server {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
@@ -53,18 +63,36 @@ pub fn build_server(
         router.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
     }
 
-    let mut management = Service::new(
-        "cti-kaltura management".to_string(),
-        management::Management { state },
-    );
+    let refresh_wait = config
+        .routing
+        .admin_api
+        .as_ref()
+        .map_or(Duration::from_secs(30), |api| {
+            api.timeout + Duration::from_secs(30)
+        });
+    let management_app = management::Management {
+        state,
+        refresh,
+        token: config.management.token.clone(),
+        refresh_wait,
+    };
+    let mut management = Service::new("cti-kaltura management".to_string(), management_app);
+    let management_addr = config.management_listen;
     management.add_tcp_with_settings(
-        &config.management_listen.to_string(),
-        socket_options(&config.management_listen),
+        &management_addr.to_string(),
+        socket_options(&management_addr),
     );
     management.threads = Some(1);
 
     server.add_service(router);
     server.add_service(management);
-    server.add_service(background_service("routing file source", source));
+    match source {
+        RoutingSource::File(file) => {
+            server.add_service(background_service("routing file source", file))
+        }
+        RoutingSource::AdminApi(api) => {
+            server.add_service(background_service("routing admin API source", api))
+        }
+    };
     server
 }

@@ -311,7 +311,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     // Subnets, grouped into distinct networks.
     let raw_subnets = parse_all::<RawSubnet>("subnets", &doc.subnets, |s| s.id, &mut problems);
     let mut by_network: BTreeMap<IpNet, Vec<Candidate>> = BTreeMap::new();
-    let mut subnet_count = 0;
+    let mut subnet_ids = Vec::with_capacity(raw_subnets.len());
     for (index, s) in &raw_subnets {
         let net = match crate::config::parse_cidr(&s.cidr) {
             Ok(net) => net,
@@ -334,7 +334,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             );
             continue;
         };
-        subnet_count += 1;
+        subnet_ids.push(s.id);
         by_network.entry(net).or_default().push(Candidate {
             subnet_id: s.id,
             region,
@@ -476,7 +476,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
 
     let counts = EntityCounts {
         regions: regions.len(),
-        subnets: subnet_count,
+        subnets: subnet_ids.len(),
         server_groups: raw_groups.len(),
         servers: servers.len(),
         linear_channels: channel_epg.len(),
@@ -500,6 +500,10 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
         servers,
         live,
         catchup,
+        subnet_ids: {
+            subnet_ids.sort_unstable();
+            subnet_ids.into()
+        },
     }
 }
 

@@ -184,6 +184,8 @@ pub struct Snapshot {
     pub servers: Vec<Server>,
     pub live: ContentTable,
     pub catchup: ContentTable,
+    /// Ids of the accepted subnets, ascending.
+    pub subnet_ids: Box<[Id]>,
 }
 
 /// IPv4-mapped IPv6 addresses count as IPv4.
@@ -224,6 +226,19 @@ impl Snapshot {
             let edge = region.edges.pick(random)?;
             Some((*step, &self.servers[edge as usize]))
         })
+    }
+
+    /// Ids of the servers that are an eligible edge of at least one region, ascending.
+    pub fn eligible_edge_ids(&self) -> Vec<Id> {
+        let mut ids: Vec<Id> = self
+            .regions
+            .iter()
+            .flat_map(|r| r.edges.edges())
+            .map(|&i| self.servers[i as usize].id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Every distinct network, IPv4 then IPv6 (for tests and debugging).

@@ -1,6 +1,7 @@
-//! The file source: loads `router.routing.file`, then reloads it when it changes (polled) or on
-//! SIGHUP. A file that fails to load leaves the current snapshot in service.
+//! The file source: loads `router.routing.file`, then reloads it when it changes (polled), on
+//! SIGHUP and on `POST /admin/refresh`. A file that fails to load leaves the current snapshot.
 
+use super::{RefreshOutcome, RefreshReceiver};
 use crate::snapshot::{load_snapshot, LoadError, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
@@ -58,6 +59,7 @@ pub struct FileSource {
     watch_interval: Option<Duration>,
     state: Arc<RouterState>,
     last_stamp: Mutex<Option<FileStamp>>,
+    refresh: Mutex<Option<RefreshReceiver>>,
 }
 
 impl FileSource {
@@ -65,27 +67,35 @@ impl FileSource {
         path: PathBuf,
         watch_interval: Option<Duration>,
         state: Arc<RouterState>,
+        refresh: RefreshReceiver,
     ) -> FileSource {
         FileSource {
             path,
             watch_interval,
             state,
             last_stamp: Mutex::new(None),
+            refresh: Mutex::new(Some(refresh)),
         }
     }
 
-    /// Loads the file now and publishes it, or logs why not. Returns whether it was accepted.
-    pub fn reload(&self) -> bool {
+    /// Loads the file now and publishes it, or logs why not.
+    pub fn reload(&self) -> RefreshOutcome {
         let before = stamp(&self.path);
         *self.last_stamp.lock().unwrap_or_else(|e| e.into_inner()) = before;
         match load_file(&self.path) {
             Ok(snapshot) => {
+                let outcome = RefreshOutcome::Accepted {
+                    version: snapshot.info.version.clone(),
+                    problems: snapshot.info.problems.len(),
+                };
                 self.state.publish(snapshot);
-                true
+                outcome
             }
             Err(e) => {
-                self.state.refuse(&self.path.display().to_string(), &e);
-                false
+                self.state.fail(&self.path.display().to_string(), &e);
+                RefreshOutcome::Failed {
+                    reason: e.to_string(),
+                }
             }
         }
     }
@@ -101,6 +111,16 @@ impl FileSource {
     }
 }
 
+/// Waits for the next tick of an optional interval (forever when there is none).
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval.as_mut() {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 #[async_trait]
 impl BackgroundService for FileSource {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -112,6 +132,11 @@ impl BackgroundService for FileSource {
                 None
             }
         };
+        let mut refresh = self
+            .refresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut tick = self.watch_interval.map(|every| {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,9 +149,11 @@ impl BackgroundService for FileSource {
                     log::info!("SIGHUP: reloading {}", self.path.display());
                     self.reload();
                 }
-                _ = async { match tick.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
-                    self.reload_if_changed();
+                Some(request) = async { match refresh.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                    log::info!("refresh requested: reloading {}", self.path.display());
+                    let _ = request.reply.send(self.reload());
                 }
+                _ = next_tick(&mut tick) => self.reload_if_changed(),
             }
         }
     }
