@@ -2,6 +2,7 @@
 //! healthy edge of that network's region by weight and answers with a redirect to it.
 
 pub mod config;
+pub mod health;
 pub mod metrics;
 pub mod routing;
 pub mod server;

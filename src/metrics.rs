@@ -52,6 +52,11 @@ pub struct Metrics {
     pub snapshot_age: IntGauge,
     pub snapshot_entities: IntGaugeVec,
     pub snapshot_quarantined: IntCounterVec,
+    /// 1 when an edge is up by the health checker's view, 0 when down.
+    pub edge_up: IntGaugeVec,
+    pub health_checks: IntCounterVec,
+    /// Regions routing among unhealthy edges because health left them none.
+    pub panic_regions: IntGauge,
 }
 
 impl Metrics {
@@ -98,6 +103,23 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "cti_kaltura_snapshot_entities",
             "Entities accepted into the snapshot in service, by kind",
             &["kind"]
+        )
+        .expect("metric registers once"),
+        edge_up: register_int_gauge_vec!(
+            "cti_kaltura_edge_up",
+            "Edge health by the active checker: 1 up, 0 down",
+            &["server"]
+        )
+        .expect("metric registers once"),
+        health_checks: register_int_counter_vec!(
+            "cti_kaltura_health_check_total",
+            "Health checks by edge and result (ok, bad_status, bad_body, timeout, error, no_path)",
+            &["server", "result"]
+        )
+        .expect("metric registers once"),
+        panic_regions: register_int_gauge!(
+            "cti_kaltura_panic_regions",
+            "Regions in panic mode: routing among admin-eligible edges that all failed health checks"
         )
         .expect("metric registers once"),
         snapshot_quarantined: register_int_counter_vec!(

@@ -1,6 +1,7 @@
 //! The state shared by the request path and the background tasks: one snapshot behind one
 //! `ArcSwap`. Readers `load()`, a source `store()`s a whole new snapshot.
 
+use crate::health::HealthRegistry;
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwapOption;
@@ -23,6 +24,7 @@ pub struct RefusedSummary {
 #[derive(Default)]
 pub struct RouterState {
     snapshot: ArcSwapOption<Snapshot>,
+    health: HealthRegistry,
     last_success_unix: AtomicU64,
     last_refused: Mutex<Option<RefusedSummary>>,
 }
@@ -48,8 +50,15 @@ impl RouterState {
         self.snapshot.load()
     }
 
-    /// Publishes a new snapshot: requests already in flight finish on the old one.
-    pub fn publish(&self, snapshot: Snapshot) {
+    /// Health cells and checker records, by server id.
+    pub fn health(&self) -> &HealthRegistry {
+        &self.health
+    }
+
+    /// Publishes a new snapshot: requests already in flight finish on the old one. Servers
+    /// it shares with the old snapshot keep their health.
+    pub fn publish(&self, mut snapshot: Snapshot) {
+        self.health.attach(&mut snapshot);
         log_accepted(&snapshot);
         record_metrics(&snapshot);
         self.mark_success();

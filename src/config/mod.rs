@@ -104,10 +104,43 @@ impl TrustedProxies {
     }
 }
 
-/// Active health checks (`router.health`); accepted now, used by the health checker.
-#[derive(Debug, Clone)]
+/// Active health checks of edges (`router.health`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthConfig {
+    /// `false` turns active checks off (admin availability still applies).
     pub enabled: bool,
+    /// Time between the starts of two check rounds.
+    pub interval: Duration,
+    /// Per-check timeout (at most the interval, so rounds never overlap or drift).
+    pub timeout: Duration,
+    /// Consecutive failures that mark an edge down.
+    pub fall: u32,
+    /// Consecutive successes that mark it up again.
+    pub rise: u32,
+    /// The status a healthy edge answers.
+    pub expected_status: u16,
+    /// The exact body a healthy edge answers; `None` accepts any body.
+    pub expected_body: Option<String>,
+    /// Route among a region's admin-eligible edges when health would leave it none.
+    pub panic_mode: bool,
+    /// Verify TLS certificates of edges checked over https (port 443).
+    pub tls_verify: bool,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            enabled: true,
+            interval: Duration::from_millis(1000),
+            timeout: Duration::from_millis(800),
+            fall: 2,
+            rise: 2,
+            expected_status: 200,
+            expected_body: Some("OK".to_string()),
+            panic_mode: true,
+            tls_verify: true,
+        }
+    }
 }
 
 /// Client connection settings (`router.http`).
@@ -266,9 +299,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         });
     client_ip.finish(errors);
 
-    let mut health = router.section("health", errors);
-    let health_enabled = health.bool("enabled", true, errors);
-    health.finish(errors);
+    let health = read_health(router.section("health", errors), errors);
 
     let mut http = router.section("http", errors);
     let keepalive_timeout_secs = http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors);
@@ -289,9 +320,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         client_ip: ClientIpConfig {
             trusted_proxies: TrustedProxies(trusted_proxies),
         },
-        health: HealthConfig {
-            enabled: health_enabled,
-        },
+        health,
         http: HttpConfig {
             keepalive_timeout_secs,
         },
@@ -299,6 +328,55 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
             append_query_string,
         },
     })
+}
+
+fn read_health(mut health: Section<'_>, errors: &mut Errors) -> HealthConfig {
+    let d = HealthConfig::default();
+    let interval_ms = health.u64_in(
+        "interval_ms",
+        d.interval.as_millis() as u64,
+        100..=600_000,
+        errors,
+    );
+    let timeout_ms = health.u64_in(
+        "timeout_ms",
+        d.timeout.as_millis() as u64,
+        10..=600_000,
+        errors,
+    );
+    if timeout_ms > interval_ms {
+        errors.push(health.key_path("timeout_ms"), "must not exceed interval_ms");
+    }
+    let expected_body = match health.value("expected_body") {
+        None => d.expected_body.clone(),
+        Some(Value::String(body)) if body.is_empty() => None,
+        Some(Value::String(body)) => Some(body.clone()),
+        Some(_) => {
+            errors.push(
+                health.key_path("expected_body"),
+                "expected a string (\"\" accepts any body)",
+            );
+            None
+        }
+    };
+    let config = HealthConfig {
+        enabled: health.bool("enabled", d.enabled, errors),
+        interval: Duration::from_millis(interval_ms),
+        timeout: Duration::from_millis(timeout_ms),
+        fall: health.u64_in("fall", d.fall as u64, 1..=100, errors) as u32,
+        rise: health.u64_in("rise", d.rise as u64, 1..=100, errors) as u32,
+        expected_status: health.u64_in(
+            "expected_status",
+            d.expected_status as u64,
+            100..=599,
+            errors,
+        ) as u16,
+        expected_body,
+        panic_mode: health.bool("panic_mode", d.panic_mode, errors),
+        tls_verify: health.bool("tls_verify", d.tls_verify, errors),
+    };
+    health.finish(errors);
+    config
 }
 
 fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<RoutingConfig> {

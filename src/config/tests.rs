@@ -179,3 +179,24 @@ fn token_file_is_read_and_trimmed() {
         vec!["router.management.token_file: the token must be non-empty visible ASCII"]
     );
 }
+
+#[test]
+fn health_defaults_and_bounds() {
+    let c = Config::from_yaml("router:\n  routing: {file: r}\n").unwrap();
+    assert_eq!(c.health, HealthConfig::default());
+    assert_eq!(c.health.expected_body.as_deref(), Some("OK"));
+    let c = Config::from_yaml(
+        "router:\n  routing: {file: r}\n  health: {enabled: false, expected_body: \"\", fall: 5}\n",
+    )
+    .unwrap();
+    assert!(!c.health.enabled);
+    assert_eq!(c.health.expected_body, None);
+    assert_eq!(c.health.fall, 5);
+    assert_eq!(
+        errors_of("router:\n  routing: {file: r}\n  health: {interval_ms: 500, timeout_ms: 900, rise: 0}\n"),
+        vec![
+            "router.health.timeout_ms: must not exceed interval_ms",
+            "router.health.rise: must be a whole number from 1 to 100",
+        ]
+    );
+}

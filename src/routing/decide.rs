@@ -28,6 +28,8 @@ pub struct RequestFacts<'a> {
 pub struct RoutingPolicy {
     pub trusted_proxies: TrustedProxies,
     pub append_query_string: bool,
+    /// Route among a region's admin-eligible edges when health leaves it none.
+    pub panic_mode: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,9 +120,10 @@ pub fn decide(
         },
         Route::Vod | Route::Static => None,
     };
-    let Some((step, edge)) = snapshot.choose_edge(ip, req.random) else {
+    let Some(choice) = snapshot.choose_edge(ip, req.random, policy.panic_mode) else {
         return decision(Outcome::NotFound(NotFound::Edge));
     };
+    let (step, edge) = (choice.step, choice.edge);
     let location = match content {
         Some(path) => build_location(&edge.live_base, path, true, query),
         None => build_location(&edge.http_base, req.path, false, query),

@@ -2,6 +2,7 @@
 //! `/debug/snapshot`, `/metrics`, and `POST /admin/refresh[?force=true]`.
 
 use crate::metrics::METRICS;
+use crate::snapshot::ServerType;
 use crate::sources::{RefreshOutcome, RefreshRequest, RefreshSender};
 use crate::state::RouterState;
 use async_trait::async_trait;
@@ -89,6 +90,40 @@ impl Management {
         )
     }
 
+    /// Every edge with its admin state and what the health checker saw.
+    fn debug_edges(&self) -> Response<Vec<u8>> {
+        let Some(snapshot) = self.state.snapshot() else {
+            return json(503, &serde_json::json!({"loaded": false, "edges": []}));
+        };
+        let edges: Vec<serde_json::Value> = snapshot
+            .servers
+            .iter()
+            .filter(|s| s.server_type == ServerType::Edge)
+            .map(|s| {
+                let record = self.state.health().record(s.id);
+                serde_json::json!({
+                    "id": s.id,
+                    "domain_name": &*s.domain_name,
+                    "port": s.port,
+                    "admin": {
+                        "active": s.active, "availability": s.available, "weight": s.weight,
+                        "healthcheck_enabled": s.healthcheck_enabled,
+                        "healthcheck_path": s.healthcheck_path.as_deref(),
+                    },
+                    "health": {
+                        "up": s.is_up(),
+                        "last_result": record.last_result,
+                        "last_check_unix_ms": record.last_check_unix_ms,
+                        "last_duration_ms": record.last_duration_ms,
+                        "consecutive_ok": record.state.ok_streak,
+                        "consecutive_failed": record.state.fail_streak,
+                    },
+                })
+            })
+            .collect();
+        json(200, &serde_json::json!({"loaded": true, "edges": edges}))
+    }
+
     fn metrics(&self) -> Response<Vec<u8>> {
         use prometheus::Encoder;
         if let Some(age) = self.state.age_secs() {
@@ -154,14 +189,15 @@ impl ServeHttp for Management {
             ("GET", "/healthz") => text(200, "ok"),
             ("GET", "/readyz") => self.readyz(),
             ("GET", "/debug/snapshot") => self.debug_snapshot(),
+            ("GET", "/debug/edges") => self.debug_edges(),
             ("GET", "/metrics") => self.metrics(),
             ("POST", "/admin/refresh") => self.admin_refresh(session).await,
-            (_, "/healthz" | "/readyz" | "/debug/snapshot" | "/metrics" | "/admin/refresh") => {
+            (_, "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/metrics" | "/admin/refresh") => {
                 text(405, "method not allowed")
             }
             _ => text(
                 404,
-                "endpoints: GET /healthz /readyz /debug/snapshot /metrics, POST /admin/refresh[?force=true]",
+                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }

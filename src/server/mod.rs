@@ -5,6 +5,7 @@ pub mod management;
 pub mod router_proxy;
 
 use crate::config::Config;
+use crate::health::checker::HealthChecker;
 use crate::routing::RoutingPolicy;
 use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;
@@ -51,6 +52,7 @@ pub fn build_server(
         policy: RoutingPolicy {
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
             append_query_string: config.redirect.append_query_string,
+            panic_mode: config.health.panic_mode,
         },
         keepalive_timeout_secs: config.http.keepalive_timeout_secs,
     };
@@ -70,6 +72,7 @@ pub fn build_server(
         .map_or(Duration::from_secs(30), |api| {
             api.timeout + Duration::from_secs(30)
         });
+    let state_for_health = state.clone();
     let management_app = management::Management {
         state,
         refresh,
@@ -86,6 +89,18 @@ pub fn build_server(
 
     server.add_service(router);
     server.add_service(management);
+    if config.health.enabled {
+        match HealthChecker::new(config.health.clone(), state_for_health) {
+            Ok(checker) => {
+                server.add_service(background_service("edge health checker", checker));
+            }
+            Err(e) => {
+                log::error!("edge health checks are off: cannot build their HTTP client: {e}")
+            }
+        }
+    } else {
+        log::info!("edge health checks are off (router.health.enabled: false)");
+    }
     match source {
         RoutingSource::File(file) => {
             server.add_service(background_service("routing file source", file))

@@ -233,6 +233,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             healthcheck_path: s.healthcheck_path.as_deref().map(Into::into),
             live_base,
             http_base,
+            health: Default::default(),
         });
     }
     for (id, prefix) in &raw_server_prefixes {

@@ -12,12 +12,24 @@ pub use compile::{compile, Problem};
 pub use load::{load_snapshot, parse_document, Document, LoadError};
 pub use model::{Encryption, Id, Protocol};
 
+use crate::health::HealthCell;
 use ipnet::IpNet;
 use prefix_table::PrefixTable;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 use weighted::WeightedTable;
+
+/// The outcome of edge selection.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeChoice<'a> {
+    /// The fallback-chain step (subnet and region) that yielded the edge.
+    pub step: Candidate,
+    pub edge: &'a Server,
+    /// True when health left the region no edge and panic mode chose among all of them.
+    pub panic: bool,
+}
 
 /// What a snapshot is and where it came from, for logs and management endpoints.
 #[derive(Debug, Clone)]
@@ -95,6 +107,15 @@ pub struct Server {
     pub live_base: Box<str>,
     /// `http://host`, for VOD and static (always http, no port: a customer rule).
     pub http_base: Box<str>,
+    /// Health as the checker sees it; shared with the health registry.
+    pub health: Arc<HealthCell>,
+}
+
+impl Server {
+    #[inline]
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
+    }
 }
 
 const NO_CONTENT: u32 = u32::MAX;
@@ -217,15 +238,49 @@ impl Snapshot {
     }
 
     /// Walks the client's fallback chain and returns the first step whose region is ACTIVE
-    /// with an eligible edge, and the edge chosen there by weight.
+    /// with an eligible, healthy edge, and the edge chosen there by weight. With `panic_mode`,
+    /// a region whose admin-eligible edges are all unhealthy routes among them anyway.
     #[inline]
-    pub fn choose_edge(&self, ip: IpAddr, random: u64) -> Option<(Candidate, &Server)> {
+    pub fn choose_edge(&self, ip: IpAddr, random: u64, panic_mode: bool) -> Option<EdgeChoice<'_>> {
         let network = self.network_of(ip)?;
         network.chain.iter().find_map(|step| {
             let region = &self.regions[step.region as usize];
-            let edge = region.edges.pick(random)?;
-            Some((*step, &self.servers[edge as usize]))
+            let (edge, panic) = self.pick_healthy(&region.edges, random, panic_mode)?;
+            Some(EdgeChoice {
+                step: *step,
+                edge: &self.servers[edge as usize],
+                panic,
+            })
         })
+    }
+
+    /// A weighted choice among the healthy edges of `table`. The common case (the first draw
+    /// is healthy) costs one atomic load; otherwise a second draw runs over the healthy ones,
+    /// which keeps every healthy edge's probability at weight / Σ healthy weights.
+    #[inline]
+    fn pick_healthy(
+        &self,
+        table: &WeightedTable,
+        random: u64,
+        panic_mode: bool,
+    ) -> Option<(u32, bool)> {
+        let first = table.pick(random)?;
+        if self.servers[first as usize].is_up() {
+            return Some((first, false));
+        }
+        let up = |&(edge, _): &(u32, u64)| self.servers[edge as usize].is_up();
+        let healthy_total: u64 = table.weights().filter(up).map(|(_, w)| w).sum();
+        if healthy_total == 0 {
+            return panic_mode.then_some((first, true));
+        }
+        let mut ticket = weighted::scale(weighted::remix(random), healthy_total);
+        for (edge, weight) in table.weights().filter(up) {
+            if ticket < weight {
+                return Some((edge, false));
+            }
+            ticket -= weight;
+        }
+        None
     }
 
     /// Ids of the servers that are an eligible edge of at least one region, ascending.

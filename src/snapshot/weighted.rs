@@ -56,10 +56,38 @@ impl WeightedTable {
     /// A choice driven by a uniformly random `u64`.
     #[inline]
     pub fn pick(&self, random: u64) -> Option<u32> {
-        // Multiply-shift maps a 64-bit random onto 0..total without modulo bias worth noting.
-        let total = self.total_weight();
-        self.pick_ticket(((random as u128 * total as u128) >> 64) as u64)
+        self.pick_ticket(scale(random, self.total_weight()))
     }
+
+    /// `(edge, weight)` pairs in table order.
+    pub fn weights(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let mut previous = 0;
+        self.edges
+            .iter()
+            .zip(self.cumulative.iter())
+            .map(move |(&edge, &c)| {
+                let weight = c - previous;
+                previous = c;
+                (edge, weight)
+            })
+    }
+}
+
+/// Maps a uniformly random `u64` onto `0..total` (multiply-shift: no division, bias below
+/// 2^-40 for any realistic total).
+#[inline]
+pub fn scale(random: u64, total: u64) -> u64 {
+    ((random as u128 * total as u128) >> 64) as u64
+}
+
+/// A second, independent-looking random value from the first (splitmix64 finaliser), for a
+/// redraw that must not correlate with the draw that led to it.
+#[inline]
+pub fn remix(random: u64) -> u64 {
+    let mut z = random.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -82,6 +110,12 @@ mod tests {
         ] {
             assert_eq!(table.pick_ticket(r - 1), Some(expected), "r = {r}");
         }
+    }
+
+    #[test]
+    fn weights_are_recovered_from_cumulative_sums() {
+        let table = WeightedTable::new([(7, 10), (8, 0), (9, 30)]);
+        assert_eq!(table.weights().collect::<Vec<_>>(), vec![(7, 10), (9, 30)]);
     }
 
     #[test]
