@@ -9,14 +9,21 @@ use prometheus::{
 };
 
 /// Request outcomes as metric labels.
-pub const OUTCOMES: [&str; 6] = [
+pub const OUTCOMES: [&str; 7] = [
     "redirect",
     "not_found",
     "bad_request",
     "method_not_allowed",
     "unavailable",
     "error",
+    "proxy",
 ];
+/// Index of `error` in [`OUTCOMES`]: the request failed after routing (e.g. no edge answered).
+pub const OUTCOME_ERROR: usize = 5;
+/// Index of `proxy` in [`OUTCOMES`].
+pub const OUTCOME_PROXY: usize = 6;
+/// Upstream status classes in proxy mode.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Route kinds as metric labels; `invalid` when the path did not parse.
 pub const KINDS: [&str; 5] = ["live", "catchup", "vod", "static", "invalid"];
 
@@ -42,6 +49,9 @@ pub fn kind_label(kind: Option<RouteKind>) -> usize {
 
 pub struct Metrics {
     requests: Vec<IntCounter>,
+    upstream_statuses: Vec<IntCounter>,
+    pub upstream_connect_failures: IntCounter,
+    pub upstream_retries: IntCounter,
     /// Fetches and loads by result: ok, unchanged, error, refused.
     pub snapshot_fetches: IntCounterVec,
     pub snapshot_problems: IntGauge,
@@ -60,6 +70,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts an edge's answer in proxy mode by status class.
+    #[inline]
+    pub fn count_upstream_status(&self, kind: usize, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.upstream_statuses[kind * STATUS_CLASSES.len() + class].inc();
+    }
+
     /// Counts one answered request.
     #[inline]
     pub fn count_request(&self, kind: usize, outcome: usize) {
@@ -80,8 +97,31 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             resolved.push(requests.with_label_values(&[kind, outcome]));
         }
     }
+    let upstream = register_int_counter_vec!(
+        "cti_kaltura_upstream_responses_total",
+        "Edge answers in proxy mode, by route kind and status class",
+        &["kind", "class"]
+    )
+    .expect("metric registers once");
+    let mut upstream_statuses = Vec::with_capacity(KINDS.len() * STATUS_CLASSES.len());
+    for kind in KINDS {
+        for class in STATUS_CLASSES {
+            upstream_statuses.push(upstream.with_label_values(&[kind, class]));
+        }
+    }
     Metrics {
         requests: resolved,
+        upstream_statuses,
+        upstream_connect_failures: prometheus::register_int_counter!(
+            "cti_kaltura_upstream_connect_failures_total",
+            "Failed connections to edges in proxy mode"
+        )
+        .expect("metric registers once"),
+        upstream_retries: prometheus::register_int_counter!(
+            "cti_kaltura_upstream_retries_total",
+            "Proxy requests retried on another edge after a failed connection"
+        )
+        .expect("metric registers once"),
         snapshot_fetches: register_int_counter_vec!(
             "cti_kaltura_snapshot_fetch_total",
             "Routing snapshot fetches and file loads, by result (ok, unchanged, error, refused)",

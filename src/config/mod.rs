@@ -32,6 +32,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub http: HttpConfig,
     pub redirect: RedirectConfig,
+    pub routes: RoutesConfig,
+    pub proxy: ProxyConfig,
 }
 
 /// Where routing data comes from (`router.routing`): exactly one of `file` and `admin_api`.
@@ -138,6 +140,81 @@ impl Default for HealthConfig {
             expected_status: 200,
             expected_body: Some("OK".to_string()),
             panic_mode: true,
+            tls_verify: true,
+        }
+    }
+}
+
+/// How a route kind is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `302` to the edge (the original's behaviour).
+    #[default]
+    Redirect,
+    /// Fetch from the edge and stream the answer back (players that cannot follow redirects).
+    Proxy,
+}
+
+/// How an edge is chosen among a region's eligible edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SelectionPolicy {
+    /// At random by weight (the original's behaviour): even load, every edge caches everything.
+    #[default]
+    WeightedRandom,
+    /// Weighted rendezvous hash of the content key: each item stays on few edges (hot caches).
+    Consistent,
+}
+
+/// Per route kind settings (`router.routes.{live,catchup,vod,static}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub mode: Mode,
+    pub selection: SelectionPolicy,
+    /// With `consistent`: spread each content key over this many edges (1-8).
+    pub spread: usize,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            mode: Mode::Redirect,
+            selection: SelectionPolicy::WeightedRandom,
+            spread: 1,
+        }
+    }
+}
+
+/// The four route kinds' settings, indexed by [`crate::routing::RouteKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoutesConfig(pub [RouteConfig; 4]);
+
+impl RoutesConfig {
+    pub fn get(&self, kind: crate::routing::RouteKind) -> &RouteConfig {
+        &self.0[kind as usize]
+    }
+
+    pub fn any_proxy(&self) -> bool {
+        self.0.iter().any(|r| r.mode == Mode::Proxy)
+    }
+}
+
+/// Proxy mode settings (`router.proxy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyConfig {
+    pub connect_timeout: Duration,
+    /// Longest wait for the edge between two reads.
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    /// Verify edge TLS certificates (edges on port 443).
+    pub tls_verify: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            connect_timeout: Duration::from_millis(1000),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             tls_verify: true,
         }
     }
@@ -309,6 +386,9 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let append_query_string = redirect.bool("append_query_string", true, errors);
     redirect.finish(errors);
 
+    let routes = read_routes(router.section("routes", errors), errors);
+    let proxy = read_proxy(router.section("proxy", errors), errors);
+
     router.finish(errors);
     Some(Config {
         listen,
@@ -327,7 +407,76 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         redirect: RedirectConfig {
             append_query_string,
         },
+        routes,
+        proxy,
     })
+}
+
+fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
+    let mut config = RoutesConfig::default();
+    for (i, kind) in ["live", "catchup", "vod", "static"].into_iter().enumerate() {
+        let mut route = routes.section(kind, errors);
+        let mode = match route.string("mode", errors) {
+            None | Some("redirect") => Mode::Redirect,
+            Some("proxy") => Mode::Proxy,
+            Some(_) => {
+                errors.push(route.key_path("mode"), "must be `redirect` or `proxy`");
+                Mode::Redirect
+            }
+        };
+        let selection = match route.string("selection", errors) {
+            None | Some("weighted_random") => SelectionPolicy::WeightedRandom,
+            Some("consistent") => SelectionPolicy::Consistent,
+            Some(_) => {
+                errors.push(
+                    route.key_path("selection"),
+                    "must be `weighted_random` or `consistent`",
+                );
+                SelectionPolicy::WeightedRandom
+            }
+        };
+        let spread = route.u64_in(
+            "spread",
+            1,
+            1..=crate::snapshot::affinity::MAX_SPREAD as u64,
+            errors,
+        ) as usize;
+        route.finish(errors);
+        config.0[i] = RouteConfig {
+            mode,
+            selection,
+            spread,
+        };
+    }
+    routes.finish(errors);
+    config
+}
+
+fn read_proxy(mut proxy: Section<'_>, errors: &mut Errors) -> ProxyConfig {
+    let d = ProxyConfig::default();
+    let config = ProxyConfig {
+        connect_timeout: Duration::from_millis(proxy.u64_in(
+            "connect_timeout_ms",
+            d.connect_timeout.as_millis() as u64,
+            1..=60_000,
+            errors,
+        )),
+        read_timeout: Duration::from_millis(proxy.u64_in(
+            "read_timeout_ms",
+            d.read_timeout.as_millis() as u64,
+            1..=3_600_000,
+            errors,
+        )),
+        write_timeout: Duration::from_millis(proxy.u64_in(
+            "write_timeout_ms",
+            d.write_timeout.as_millis() as u64,
+            1..=3_600_000,
+            errors,
+        )),
+        tls_verify: proxy.bool("tls_verify", d.tls_verify, errors),
+    };
+    proxy.finish(errors);
+    config
 }
 
 fn read_health(mut health: Section<'_>, errors: &mut Errors) -> HealthConfig {

@@ -200,3 +200,31 @@ fn health_defaults_and_bounds() {
         ]
     );
 }
+
+#[test]
+fn routes_default_to_redirect_and_weighted_random() {
+    use crate::routing::RouteKind;
+    let c = Config::from_yaml(
+        "router:\n  routing: {file: r}\n  routes:\n    vod: {mode: proxy, selection: consistent, spread: 2}\n",
+    )
+    .unwrap();
+    assert_eq!(*c.routes.get(RouteKind::Live), RouteConfig::default());
+    assert_eq!(
+        *c.routes.get(RouteKind::Vod),
+        RouteConfig {
+            mode: Mode::Proxy,
+            selection: SelectionPolicy::Consistent,
+            spread: 2
+        }
+    );
+    assert!(c.routes.any_proxy());
+    assert_eq!(c.proxy, ProxyConfig::default());
+    assert_eq!(
+        errors_of("router:\n  routing: {file: r}\n  routes:\n    live: {mode: tunnel, spread: 9}\n    dvr: {}\n"),
+        vec![
+            "router.routes.live.mode: must be `redirect` or `proxy`",
+            "router.routes.live.spread: must be a whole number from 1 to 8",
+            "router.routes.dvr: unknown key",
+        ]
+    );
+}

@@ -66,6 +66,12 @@ impl HealthRegistry {
             .unwrap_or_default()
     }
 
+    /// Records one observation of `id` (an active check or a proxied connection); returns the
+    /// new state when it changed. The caller flips the cell.
+    pub fn observe(&self, id: Id, success: bool, rise: u32, fall: u32) -> Option<bool> {
+        self.update_record(id, |record| record.state.observe(success, rise, fall))
+    }
+
     /// Applies `f` to the record of `id` under the lock.
     pub fn update_record<T>(&self, id: Id, f: impl FnOnce(&mut EdgeRecord) -> T) -> T {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());

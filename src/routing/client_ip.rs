@@ -17,15 +17,19 @@ pub fn parse_x_real_ip(value: &[u8]) -> Option<IpAddr> {
     text.parse::<IpAddr>().ok().map(canonical_ip)
 }
 
-/// The address routing uses. `Err(())` means a trusted proxy sent a malformed header.
+/// A trusted proxy sent an `X-Real-IP` that is not an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedXRealIp;
+
+/// The address routing uses.
 pub fn client_ip(
     peer: IpAddr,
     x_real_ip: Option<&[u8]>,
     trusted: &TrustedProxies,
-) -> Result<IpAddr, ()> {
+) -> Result<IpAddr, MalformedXRealIp> {
     let peer = canonical_ip(peer);
     match x_real_ip {
-        Some(value) if trusted.contains(peer) => parse_x_real_ip(value).ok_or(()),
+        Some(value) if trusted.contains(peer) => parse_x_real_ip(value).ok_or(MalformedXRealIp),
         _ => Ok(peer),
     }
 }
@@ -93,7 +97,7 @@ mod tests {
             client_ip(ip("10.15.2.21"), Some(b"garbage"), &t),
             Ok(ip("10.15.2.21"))
         );
-        assert_eq!(client_ip(ip("10.15.2.20"), Some(b"garbage"), &t), Err(()));
+        assert_eq!(client_ip(ip("10.15.2.20"), Some(b"garbage"), &t), Err(MalformedXRealIp));
         assert_eq!(client_ip(ip("10.15.2.20"), None, &t), Ok(ip("10.15.2.20")));
         assert_eq!(
             client_ip(ip("::1"), Some(b"5.6.7.8"), &t),

@@ -4,8 +4,9 @@
 use super::client_ip::client_ip;
 use super::location::build_location;
 use super::request_path::{is_safe_query, parse_route, Route, RouteKind};
-use crate::config::TrustedProxies;
-use crate::snapshot::{Id, Snapshot};
+use crate::config::{RoutesConfig, SelectionPolicy, TrustedProxies};
+use crate::snapshot::affinity::KeyHasher;
+use crate::snapshot::{Id, Selector, Snapshot};
 use std::net::IpAddr;
 
 /// What the router knows about one request.
@@ -24,12 +25,26 @@ pub struct RequestFacts<'a> {
 }
 
 /// The settings the decision depends on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RoutingPolicy {
     pub trusted_proxies: TrustedProxies,
     pub append_query_string: bool,
     /// Route among a region's admin-eligible edges when health leaves it none.
     pub panic_mode: bool,
+    /// Mode and edge selection per route kind.
+    pub routes: RoutesConfig,
+}
+
+impl Default for RoutingPolicy {
+    /// The documented configuration defaults.
+    fn default() -> Self {
+        RoutingPolicy {
+            trusted_proxies: TrustedProxies::default(),
+            append_query_string: true,
+            panic_mode: true,
+            routes: RoutesConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +78,19 @@ pub enum Outcome {
     NoSnapshot,
 }
 
+/// Where a redirect points inside the snapshot, for proxying and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeTarget {
+    /// Where the edge-relative part (path and query) starts in the Location.
+    pub path_start: usize,
+    /// Index of the edge in [`Snapshot::servers`].
+    pub edge_index: u32,
+    /// Index of the region in [`Snapshot::regions`].
+    pub region_index: u32,
+    /// Panic mode chose the edge: every eligible edge of the region looked unhealthy.
+    pub panic: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Known once the path parsed.
@@ -70,6 +98,8 @@ pub struct Decision {
     /// Known once the client address was resolved.
     pub client_ip: Option<IpAddr>,
     pub outcome: Outcome,
+    /// Set with a redirect.
+    pub target: Option<EdgeTarget>,
 }
 
 impl Decision {
@@ -78,6 +108,7 @@ impl Decision {
             kind,
             client_ip: None,
             outcome,
+            target: None,
         }
     }
 }
@@ -93,7 +124,7 @@ pub fn decide(
         return Decision::early(None, Outcome::MethodNotAllowed);
     }
     let query = req.query.filter(|_| policy.append_query_string);
-    let Some(route) = parse_route(req.path).filter(|_| req.query.is_none_or(is_safe_query)) else {
+    let Some(route) = parse_route(req.path).filter(|_| query.is_none_or(is_safe_query)) else {
         return Decision::early(None, Outcome::BadRequest(BadRequest::Path));
     };
     let kind = Some(route.kind());
@@ -104,6 +135,7 @@ pub fn decide(
         kind,
         client_ip: Some(ip),
         outcome,
+        target: None,
     };
     let Some(snapshot) = snapshot else {
         return decision(Outcome::NoSnapshot);
@@ -120,20 +152,56 @@ pub fn decide(
         },
         Route::Vod | Route::Static => None,
     };
-    let Some(choice) = snapshot.choose_edge(ip, req.random, policy.panic_mode) else {
+    let route_config = policy.routes.get(route.kind());
+    let selector = match route_config.selection {
+        SelectionPolicy::WeightedRandom => Selector::Random(req.random),
+        SelectionPolicy::Consistent => Selector::Consistent {
+            key_hash: content_key(&route, req.path),
+            spread: route_config.spread,
+            random: req.random,
+        },
+    };
+    let Some(choice) = snapshot.choose_edge(ip, selector, policy.panic_mode) else {
         return decision(Outcome::NotFound(NotFound::Edge));
     };
     let (step, edge) = (choice.step, choice.edge);
-    let location = match content {
-        Some(path) => build_location(&edge.live_base, path, true, query),
-        None => build_location(&edge.http_base, req.path, false, query),
+    let (location, path_start) = match content {
+        Some(path) => (
+            build_location(&edge.live_base, path, true, query),
+            edge.live_base.len(),
+        ),
+        None => (
+            build_location(&edge.http_base, req.path, false, query),
+            edge.http_base.len(),
+        ),
     };
-    decision(Outcome::Redirect {
-        location,
-        edge_id: edge.id,
-        region_id: snapshot.regions[step.region as usize].id,
-        subnet_id: step.subnet_id,
-    })
+    Decision {
+        target: Some(EdgeTarget {
+            path_start,
+            edge_index: choice.edge_index,
+            region_index: step.region,
+            panic: choice.panic,
+        }),
+        ..decision(Outcome::Redirect {
+            location,
+            edge_id: edge.id,
+            region_id: snapshot.regions[step.region as usize].id,
+            subnet_id: step.subnet_id,
+        })
+    }
+}
+
+/// The content key of affinity hashing: channel and protocol for live, program for catch-up,
+/// the (normalised) path for VOD and static.
+fn content_key(route: &Route<'_>, path: &str) -> u64 {
+    match route {
+        Route::Live(c) => KeyHasher::default()
+            .bytes(c.epg_id.as_bytes())
+            .bytes(&[c.protocol as u8])
+            .finish(),
+        Route::Catchup(c) => KeyHasher::default().bytes(c.epg_id.as_bytes()).finish(),
+        Route::Vod | Route::Static => KeyHasher::default().path(path).finish(),
+    }
 }
 
 #[cfg(test)]

@@ -6,5 +6,7 @@ pub mod decide;
 pub mod location;
 pub mod request_path;
 
-pub use decide::{decide, BadRequest, Decision, NotFound, Outcome, RequestFacts, RoutingPolicy};
+pub use decide::{
+    decide, BadRequest, Decision, EdgeTarget, NotFound, Outcome, RequestFacts, RoutingPolicy,
+};
 pub use request_path::RouteKind;

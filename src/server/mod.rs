@@ -53,8 +53,11 @@ pub fn build_server(
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
             append_query_string: config.redirect.append_query_string,
             panic_mode: config.health.panic_mode,
+            routes: config.routes,
         },
         keepalive_timeout_secs: config.http.keepalive_timeout_secs,
+        proxy: config.proxy.clone(),
+        health: config.health.clone(),
     };
     let mut router = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -1,27 +1,45 @@
 //! The thin Pingora adapter: per request, load the snapshot, call the pure routing core and
-//! turn its decision into an HTTP answer. Redirects keep the connection alive.
+//! turn its decision into HTTP — a redirect answered here, or (proxy mode) a request to the
+//! chosen edge with one retry on another edge of the region if the connection fails.
 
-use crate::metrics::{kind_label, outcome_label, METRICS, OUTCOMES};
-use crate::routing::{decide, Outcome, RequestFacts, RoutingPolicy};
+use crate::config::{HealthConfig, Mode, ProxyConfig};
+use crate::metrics::{kind_label, outcome_label, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
+use crate::routing::{decide, EdgeTarget, Outcome, RequestFacts, RoutingPolicy};
+use crate::snapshot::{Selector, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
-use std::net::{IpAddr, Ipv4Addr};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorSource;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 pub const BODY_NOT_FOUND: &str = "Server not found";
 pub const BODY_INVALID: &str = "Request invalid";
 pub const BODY_METHOD: &str = "Method not allowed";
 pub const BODY_UNAVAILABLE: &str = "No routing data loaded yet";
+pub const BODY_BAD_GATEWAY: &str = "Edge server unavailable";
 const CACHE_CONTROL: &str = "max-age=0, private, must-revalidate";
 
 pub struct RouterProxy {
     pub state: Arc<RouterState>,
     pub policy: RoutingPolicy,
     pub keepalive_timeout_secs: u64,
+    pub proxy: ProxyConfig,
+    pub health: HealthConfig,
+}
+
+/// A request being proxied: the snapshot it was routed on and where it goes.
+pub struct ProxyTarget {
+    snapshot: Arc<Snapshot>,
+    edge_index: u32,
+    region_index: u32,
+    /// Path and query for the edge (what the redirect would have carried after the host).
+    path_and_query: String,
+    client_ip: IpAddr,
+    retried: bool,
 }
 
 /// What `logging()` needs to know about the answer.
@@ -29,6 +47,7 @@ pub struct RouterProxy {
 pub struct RequestCtx {
     kind: usize,
     outcome: usize,
+    proxy: Option<ProxyTarget>,
 }
 
 /// Status and body of each non-redirect outcome.
@@ -50,15 +69,18 @@ async fn write_redirect(session: &mut Session, location: String) -> Result<()> {
     session.write_response_header(Box::new(resp), true).await
 }
 
-async fn write_error(session: &mut Session, outcome: &Outcome, is_head: bool) -> Result<()> {
-    let (status, body) = error_answer(outcome);
+async fn write_text(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    extra: Option<(&'static str, &'static str)>,
+) -> Result<()> {
+    let is_head = session.req_header().method == http::Method::HEAD;
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("Content-Type", "text/plain")?;
     resp.insert_header("Content-Length", body.len().to_string())?;
-    match outcome {
-        Outcome::MethodNotAllowed => resp.insert_header("Allow", "GET, HEAD")?,
-        Outcome::NoSnapshot => resp.insert_header("Retry-After", "5")?,
-        _ => {}
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
     }
     if is_head {
         return session.write_response_header(Box::new(resp), true).await;
@@ -67,6 +89,36 @@ async fn write_error(session: &mut Session, outcome: &Outcome, is_head: bool) ->
     session
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
         .await
+}
+
+async fn write_error(session: &mut Session, outcome: &Outcome) -> Result<()> {
+    let (status, body) = error_answer(outcome);
+    let extra = match outcome {
+        Outcome::MethodNotAllowed => Some(("Allow", "GET, HEAD")),
+        Outcome::NoSnapshot => Some(("Retry-After", "5")),
+        _ => None,
+    };
+    write_text(session, status, body, extra).await
+}
+
+impl RouterProxy {
+    /// Counts a failed connection against the edge, like a failed health check.
+    fn passive_failure(&self, target: &ProxyTarget) {
+        METRICS.upstream_connect_failures.inc();
+        if !self.health.enabled {
+            return;
+        }
+        let server = &target.snapshot.servers[target.edge_index as usize];
+        let registry = self.state.health();
+        if registry.observe(server.id, false, self.health.rise, self.health.fall) == Some(false) {
+            server.health.set_up(false);
+            log::warn!(
+                "edge {} (id {}) is DOWN after failed proxy connections",
+                server.domain_name,
+                server.id
+            );
+        }
+    }
 }
 
 #[async_trait]
@@ -93,24 +145,56 @@ impl ProxyHttp for RouterProxy {
             .and_then(|a| a.as_inet())
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let req = session.req_header();
-        let is_head = req.method == http::Method::HEAD;
-        let decision = {
-            let snapshot = self.state.snapshot_guard();
-            let facts = RequestFacts {
-                method: &req.method,
-                path: req.uri.path(),
-                query: req.uri.query(),
-                peer,
-                x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
-                random: fastrand::u64(..),
-            };
-            decide(snapshot.as_deref(), &self.policy, &facts)
+        let snapshot = self.state.snapshot_guard();
+        let facts = RequestFacts {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            peer,
+            x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
+            random: fastrand::u64(..),
         };
+        let decision = decide(snapshot.as_deref(), &self.policy, &facts);
         ctx.kind = kind_label(decision.kind);
         ctx.outcome = outcome_label(&decision.outcome);
+        let proxied = decision
+            .kind
+            .is_some_and(|k| self.policy.routes.get(k).mode == Mode::Proxy);
         match decision.outcome {
-            Outcome::Redirect { location, .. } => write_redirect(session, location).await?,
-            other => write_error(session, &other, is_head).await?,
+            Outcome::Redirect { location, .. } if proxied => {
+                let (Some(snapshot), Some(client_ip), Some(target)) =
+                    (snapshot.as_ref(), decision.client_ip, decision.target)
+                else {
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        "redirect without a snapshot",
+                    );
+                };
+                let EdgeTarget {
+                    path_start,
+                    edge_index,
+                    region_index,
+                    ..
+                } = target;
+                ctx.outcome = OUTCOME_PROXY;
+                ctx.proxy = Some(ProxyTarget {
+                    snapshot: Arc::clone(snapshot),
+                    edge_index,
+                    region_index,
+                    path_and_query: location[path_start..].to_string(),
+                    client_ip,
+                    retried: false,
+                });
+                return Ok(false);
+            }
+            Outcome::Redirect { location, .. } => {
+                drop(snapshot);
+                write_redirect(session, location).await?
+            }
+            other => {
+                drop(snapshot);
+                write_error(session, &other).await?
+            }
         }
         Ok(true)
     }
@@ -118,13 +202,123 @@ impl ProxyHttp for RouterProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        // Every request is answered in request_filter; proxy mode comes with its own issue.
-        Error::e_explain(
-            ErrorType::InternalError,
-            "the router answers every request itself",
-        )
+        let Some(target) = ctx.proxy.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no edge chosen for proxying");
+        };
+        let edge = &target.snapshot.servers[target.edge_index as usize];
+        let tls = edge.port == 443;
+        let sni = edge.domain_name.to_string();
+        let mut peer = match edge.ip {
+            Some(ip) => HttpPeer::new(SocketAddr::new(ip, edge.port), tls, sni),
+            // Without an ip the domain is resolved (blocking); the admin should give edges an ip.
+            None => HttpPeer::new((&*edge.domain_name, edge.port), tls, sni),
+        };
+        peer.options.connection_timeout = Some(self.proxy.connect_timeout);
+        peer.options.read_timeout = Some(self.proxy.read_timeout);
+        peer.options.write_timeout = Some(self.proxy.write_timeout);
+        peer.options.verify_cert = self.proxy.tls_verify;
+        peer.options.verify_hostname = self.proxy.tls_verify;
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(target) = ctx.proxy.as_ref() else {
+            return Ok(());
+        };
+        let edge = &target.snapshot.servers[target.edge_index as usize];
+        let uri: http::Uri = target
+            .path_and_query
+            .parse()
+            .map_err(|e| Error::explain(ErrorType::InternalError, format!("edge path: {e}")))?;
+        upstream_request.set_uri(uri);
+        upstream_request.insert_header("Host", &*edge.domain_name)?;
+        let client = target.client_ip.to_string();
+        upstream_request.insert_header("X-Forwarded-For", &client)?;
+        upstream_request.insert_header("X-Real-IP", &client)?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        METRICS.count_upstream_status(ctx.kind, response.status.as_u16());
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let Some(target) = ctx.proxy.as_mut() else {
+            return e;
+        };
+        self.passive_failure(target);
+        if target.retried {
+            return e;
+        }
+        let selector = Selector::Random(fastrand::u64(..));
+        let other = target.snapshot.pick_in_region(
+            target.region_index,
+            selector,
+            Some(target.edge_index),
+            self.policy.panic_mode,
+        );
+        if let Some((edge_index, _)) = other {
+            let (from, to) = (
+                &target.snapshot.servers[target.edge_index as usize],
+                &target.snapshot.servers[edge_index as usize],
+            );
+            log::warn!(
+                "proxy: cannot connect to edge {} ({e}); retrying on {}",
+                from.domain_name,
+                to.domain_name
+            );
+            METRICS.upstream_retries.inc();
+            target.edge_index = edge_index;
+            target.retried = true;
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        ctx.outcome = OUTCOME_ERROR;
+        let code = match e.esource() {
+            ErrorSource::Downstream => 0,
+            _ => 502,
+        };
+        if code != 0 && session.response_written().is_none() {
+            if let Err(write_error) = write_text(session, 502, BODY_BAD_GATEWAY, None).await {
+                log::debug!("cannot send 502 to the client: {write_error}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // Players abandon video requests all the time: not an error worth a log line.
+        *error.esource() == ErrorSource::Downstream
     }
 
     async fn logging(
@@ -134,7 +328,7 @@ impl ProxyHttp for RouterProxy {
         ctx: &mut RequestCtx,
     ) {
         let outcome = if error.is_some() && ctx.outcome == 0 {
-            OUTCOMES.len() - 1
+            OUTCOME_ERROR
         } else {
             ctx.outcome
         };

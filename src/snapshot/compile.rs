@@ -315,7 +315,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     let mut subnet_ids = Vec::with_capacity(raw_subnets.len());
     for (index, s) in &raw_subnets {
         let net = match crate::config::parse_cidr(&s.cidr) {
-            Ok(net) => net,
+            Ok(net) => ipv4_mapped_as_ipv4(net),
             Err(_) => {
                 problems.skip(
                     "subnets",
@@ -509,6 +509,19 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
 }
 
 use std::collections::BTreeMap;
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it names, since
+/// lookups treat mapped client addresses as IPv4.
+fn ipv4_mapped_as_ipv4(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.network().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            if let Ok(mapped) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                return IpNet::V4(mapped);
+            }
+        }
+    }
+    net
+}
 
 type Tables = (
     PrefixTable<u32>,

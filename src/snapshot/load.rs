@@ -72,8 +72,14 @@ pub fn to_json_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, LoadError
         .into())
 }
 
-/// Parses JSON text into a [`Document`].
+/// Parses JSON text into a [`Document`]; the top level must be an object.
 pub fn parse_document(json: &str) -> Result<Document<'_>, LoadError> {
+    if !looks_like_json(json.as_bytes()) {
+        // serde would fill the fields of a derived struct from an array by position.
+        return Err(LoadError::Shape(serde::de::Error::custom(
+            "the top level must be a JSON object with entity arrays",
+        )));
+    }
     serde_json::from_str(json).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             LoadError::Json(e)

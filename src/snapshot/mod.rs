@@ -2,6 +2,7 @@
 //! off the request path and then only read (prefix table, fallback chains, weighted edge
 //! tables, content maps with paths already resolved).
 
+pub mod affinity;
 mod compile;
 mod load;
 pub mod model;
@@ -21,12 +22,27 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use weighted::WeightedTable;
 
+/// How an edge is chosen among a region's eligible edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    /// At random with probability weight / Σ weights; the value is a uniform random `u64`.
+    Random(u64),
+    /// Weighted rendezvous hash of the content key, spread over the `spread` best edges.
+    Consistent {
+        key_hash: u64,
+        spread: usize,
+        random: u64,
+    },
+}
+
 /// The outcome of edge selection.
 #[derive(Debug, Clone, Copy)]
 pub struct EdgeChoice<'a> {
     /// The fallback-chain step (subnet and region) that yielded the edge.
     pub step: Candidate,
     pub edge: &'a Server,
+    /// Index of the edge in [`Snapshot::servers`].
+    pub edge_index: u32,
     /// True when health left the region no edge and panic mode chose among all of them.
     pub panic: bool,
 }
@@ -238,20 +254,62 @@ impl Snapshot {
     }
 
     /// Walks the client's fallback chain and returns the first step whose region is ACTIVE
-    /// with an eligible, healthy edge, and the edge chosen there by weight. With `panic_mode`,
-    /// a region whose admin-eligible edges are all unhealthy routes among them anyway.
+    /// with an eligible, healthy edge, and the edge chosen there by `selector`. With
+    /// `panic_mode`, a region whose admin-eligible edges are all unhealthy routes among them.
     #[inline]
-    pub fn choose_edge(&self, ip: IpAddr, random: u64, panic_mode: bool) -> Option<EdgeChoice<'_>> {
+    pub fn choose_edge(
+        &self,
+        ip: IpAddr,
+        selector: Selector,
+        panic_mode: bool,
+    ) -> Option<EdgeChoice<'_>> {
         let network = self.network_of(ip)?;
         network.chain.iter().find_map(|step| {
-            let region = &self.regions[step.region as usize];
-            let (edge, panic) = self.pick_healthy(&region.edges, random, panic_mode)?;
+            let (edge, panic) = self.pick_in_region(step.region, selector, None, panic_mode)?;
             Some(EdgeChoice {
                 step: *step,
                 edge: &self.servers[edge as usize],
+                edge_index: edge,
                 panic,
             })
         })
+    }
+
+    /// An edge of region `region` by `selector`, never `exclude` (a retry after a failed
+    /// connection). Returns the edge index and whether panic mode chose it.
+    #[inline]
+    pub fn pick_in_region(
+        &self,
+        region: u32,
+        selector: Selector,
+        exclude: Option<u32>,
+        panic_mode: bool,
+    ) -> Option<(u32, bool)> {
+        let table = &self.regions[region as usize].edges;
+        if exclude.is_none() {
+            if let Selector::Random(random) = selector {
+                return self.pick_healthy(table, random, panic_mode);
+            }
+        }
+        let allowed = |edge: u32| Some(edge) != exclude;
+        let id_of = |edge: u32| self.servers[edge as usize].id;
+        let (key_hash, spread, random) = match selector {
+            Selector::Random(random) => (random, 1, random),
+            Selector::Consistent {
+                key_hash,
+                spread,
+                random,
+            } => (key_hash, spread, random),
+        };
+        let up = |edge: u32| allowed(edge) && self.servers[edge as usize].is_up();
+        if let Some(edge) = affinity::rendezvous(table, key_hash, spread, random, id_of, up) {
+            return Some((edge, false));
+        }
+        if !panic_mode {
+            return None;
+        }
+        affinity::rendezvous(table, key_hash, spread, random, id_of, allowed)
+            .map(|edge| (edge, true))
     }
 
     /// A weighted choice among the healthy edges of `table`. The common case (the first draw
