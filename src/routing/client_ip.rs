@@ -97,7 +97,10 @@ mod tests {
             client_ip(ip("10.15.2.21"), Some(b"garbage"), &t),
             Ok(ip("10.15.2.21"))
         );
-        assert_eq!(client_ip(ip("10.15.2.20"), Some(b"garbage"), &t), Err(MalformedXRealIp));
+        assert_eq!(
+            client_ip(ip("10.15.2.20"), Some(b"garbage"), &t),
+            Err(MalformedXRealIp)
+        );
         assert_eq!(client_ip(ip("10.15.2.20"), None, &t), Ok(ip("10.15.2.20")));
         assert_eq!(
             client_ip(ip("::1"), Some(b"5.6.7.8"), &t),

@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod decide;
+pub mod explain;
 pub mod location;
 pub mod request_path;
 

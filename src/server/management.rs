@@ -2,6 +2,7 @@
 //! `/debug/snapshot`, `/metrics`, and `POST /admin/refresh[?force=true]`.
 
 use crate::metrics::METRICS;
+use crate::routing::RoutingPolicy;
 use crate::snapshot::ServerType;
 use crate::sources::{RefreshOutcome, RefreshRequest, RefreshSender};
 use crate::state::RouterState;
@@ -22,6 +23,22 @@ pub struct Management {
     pub token: Option<String>,
     /// How long `POST /admin/refresh` waits for the fetch to finish.
     pub refresh_wait: Duration,
+    /// The routing policy in force, for `/debug/route`.
+    pub policy: RoutingPolicy,
+}
+
+/// The decoded `key=value` pairs of a query string.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let Some(query) = query else {
+        return Vec::new();
+    };
+    match reqwest::Url::parse(&format!("http://management/?{query}")) {
+        Ok(url) => url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -87,6 +104,42 @@ impl Management {
                 "problems": info.problems.iter().take(PROBLEMS_SHOWN).map(|p| p.to_string()).collect::<Vec<_>>(),
                 "last_refused": refused,
             }),
+        )
+    }
+
+    /// `GET /debug/route?ip=ADDR&path=PATH`: explains a decision without making one.
+    fn debug_route(&self, query: Option<&str>) -> Response<Vec<u8>> {
+        let pairs = query_pairs(query);
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(ip) =
+            get("ip").and_then(|v| crate::routing::client_ip::parse_x_real_ip(v.as_bytes()))
+        else {
+            return text(
+                400,
+                "usage: /debug/route?ip=ADDR&path=/btv/live/hls/ID (path URL-encoded)",
+            );
+        };
+        let Some(full_path) = get("path") else {
+            return text(
+                400,
+                "usage: /debug/route?ip=ADDR&path=/btv/live/hls/ID (path URL-encoded)",
+            );
+        };
+        let (path, request_query) = match full_path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (full_path, None),
+        };
+        let Some(snapshot) = self.state.snapshot() else {
+            return text(503, "no routing snapshot loaded");
+        };
+        json(
+            200,
+            &crate::routing::explain::explain(&snapshot, &self.policy, ip, path, request_query),
         )
     }
 
@@ -190,14 +243,19 @@ impl ServeHttp for Management {
             ("GET", "/readyz") => self.readyz(),
             ("GET", "/debug/snapshot") => self.debug_snapshot(),
             ("GET", "/debug/edges") => self.debug_edges(),
+            ("GET", "/debug/route") => self.debug_route(session.req_header().uri.query()),
             ("GET", "/metrics") => self.metrics(),
             ("POST", "/admin/refresh") => self.admin_refresh(session).await,
-            (_, "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/metrics" | "/admin/refresh") => {
+            (
+                _,
+                "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/debug/route" | "/metrics"
+                | "/admin/refresh",
+            ) => {
                 text(405, "method not allowed")
             }
             _ => text(
                 404,
-                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /metrics, POST /admin/refresh[?force=true]",
+                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }

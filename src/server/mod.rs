@@ -47,14 +47,15 @@ pub fn build_server(
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
 
+    let policy = RoutingPolicy {
+        trusted_proxies: config.client_ip.trusted_proxies.clone(),
+        append_query_string: config.redirect.append_query_string,
+        panic_mode: config.health.panic_mode,
+        routes: config.routes,
+    };
     let proxy = router_proxy::RouterProxy {
         state: state.clone(),
-        policy: RoutingPolicy {
-            trusted_proxies: config.client_ip.trusted_proxies.clone(),
-            append_query_string: config.redirect.append_query_string,
-            panic_mode: config.health.panic_mode,
-            routes: config.routes,
-        },
+        policy: policy.clone(),
         keepalive_timeout_secs: config.http.keepalive_timeout_secs,
         proxy: config.proxy.clone(),
         health: config.health.clone(),
@@ -81,6 +82,7 @@ pub fn build_server(
         refresh,
         token: config.management.token.clone(),
         refresh_wait,
+        policy,
     };
     let mut management = Service::new("cti-kaltura management".to_string(), management_app);
     let management_addr = config.management_listen;

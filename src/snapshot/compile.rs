@@ -243,7 +243,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     // Server groups: dangling server ids are dropped, the group is kept.
     let raw_groups =
         parse_all::<RawServerGroup>("server_groups", &doc.server_groups, |g| g.id, &mut problems);
-    let mut group_edges: FxHashMap<Id, Option<Vec<u32>>> = FxHashMap::default();
+    let mut group_edges: FxHashMap<Id, (bool, Vec<u32>)> = FxHashMap::default();
     for (index, g) in &raw_groups {
         let mut members = Vec::new();
         for sid in &g.server_ids {
@@ -258,7 +258,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             }
         }
         let active = is_status(&g.status, "ACTIVE");
-        group_edges.insert(g.id, active.then_some(members));
+        group_edges.insert(g.id, (active, members));
     }
 
     // Regions: eligible edges of their ACTIVE groups.
@@ -268,16 +268,28 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     for (index, r) in &raw_regions {
         let active = is_status(&r.status, "ACTIVE");
         let mut eligible = BTreeSet::new();
+        let mut groups = Vec::new();
         for gid in &r.server_group_ids {
-            match group_edges.get(gid) {
-                None => problems.drop_ref(
+            if let Some((active, members)) = group_edges.get(gid) {
+                groups.push(GroupMembers {
+                    id: *gid,
+                    active: *active,
+                    servers: members.clone().into(),
+                });
+            }
+            match group_edges
+                .get(gid)
+                .filter(|(active, _)| *active)
+                .map(|(_, m)| m)
+            {
+                None if !group_edges.contains_key(gid) => problems.drop_ref(
                     "regions",
                     *index,
                     r.id,
                     format!("server_group_ids: no server group {gid}"),
                 ),
-                Some(None) => {}
-                Some(Some(members)) => {
+                None => {}
+                Some(members) => {
                     for &i in members {
                         let s = &servers[i as usize];
                         if s.server_type == ServerType::Edge
@@ -306,6 +318,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
             name: r.name.as_deref().unwrap_or_default().into(),
             active,
             edges,
+            groups: groups.into(),
         });
     }
 

@@ -98,6 +98,17 @@ pub struct Region {
     /// Eligible edges (ACTIVE group listed by this region, EDGE, ACTIVE, available, weight
     /// > 0), lowest id first; empty when the region is not ACTIVE.
     pub edges: WeightedTable,
+    /// The groups the region lists, with every member (for explaining decisions).
+    pub groups: Box<[GroupMembers]>,
+}
+
+/// A server group as a region sees it.
+#[derive(Debug, Clone)]
+pub struct GroupMembers {
+    pub id: Id,
+    pub active: bool,
+    /// Indexes into [`Snapshot::servers`], in the group's order.
+    pub servers: Box<[u32]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +187,15 @@ impl ContentTable {
             .map(|&e| slots[e as usize])
             .find(|&i| i != NO_CONTENT)
             .map(|i| &self.paths[i as usize])
+    }
+
+    /// Every encryption's content for `epg_id` in `protocol` (indexed like [`Encryption`]).
+    pub fn candidates(&self, epg_id: &str, protocol: Protocol) -> [Option<&ContentPath>; 4] {
+        let slots = self.by_epg_id.get(epg_id).map(|s| s.0[protocol as usize]);
+        std::array::from_fn(|e| {
+            let i = slots?[e];
+            (i != NO_CONTENT).then(|| &self.paths[i as usize])
+        })
     }
 
     /// Offers a row; the lowest id wins each (epg id, protocol, encryption) slot.
