@@ -6,6 +6,7 @@ pub mod health;
 pub mod metrics;
 pub mod routing;
 pub mod server;
+pub mod settings;
 pub mod snapshot;
 pub mod sources;
 pub mod state;

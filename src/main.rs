@@ -3,6 +3,7 @@
 
 use cti_kaltura::config::Config;
 use cti_kaltura::server::{build_server, RoutingSource};
+use cti_kaltura::settings::SharedSettings;
 use cti_kaltura::sources::admin_api::AdminApiSource;
 use cti_kaltura::sources::file::{load_file, FileSource};
 use cti_kaltura::sources::refresh_channel;
@@ -38,53 +39,48 @@ fn main() -> ExitCode {
 
     let state = RouterState::new();
     let (refresh_tx, refresh_rx) = refresh_channel();
-    let source = match (&config.routing.file, &config.routing.admin_api) {
-        (Some(file), _) => {
-            let source = FileSource::new(
-                file.clone(),
-                config.routing.watch_interval,
-                state.clone(),
-                refresh_rx,
-            );
-            // Loaded before the listeners open, so the first request already has routing data.
-            source.reload();
-            RoutingSource::File(source)
-        }
-        (None, Some(api)) => {
-            match &config.routing.state_dir {
-                Some(dir) => {
-                    if let Err(e) = std::fs::create_dir_all(dir) {
-                        eprintln!("{shown}: router.routing.state_dir: cannot create {}: {e}", dir.display());
-                        return ExitCode::from(EXIT_CONFIG);
-                    }
-                    if let Some(snapshot) = AdminApiSource::load_persisted(dir) {
-                        log::info!("serving the persisted snapshot while the admin API is asked for a newer one");
-                        state.publish(snapshot);
-                    }
-                }
-                None => log::warn!(
-                    "router.routing.state_dir is not set: a restart during an admin outage starts without routing data"
-                ),
-            }
-            match AdminApiSource::new(
-                api.clone(),
-                config.routing.guard.clone(),
-                config.routing.state_dir.clone(),
-                state.clone(),
-                refresh_rx,
-            ) {
-                Ok(source) => RoutingSource::AdminApi(source),
-                Err(e) => {
+    let settings = SharedSettings::new(config.clone());
+    let source = if config.routing.file.is_some() {
+        let source = FileSource::new(settings.clone(), state.clone(), refresh_rx);
+        // Loaded before the listeners open, so the first request already has routing data.
+        source.reload();
+        RoutingSource::File(source)
+    } else {
+        match &config.routing.state_dir {
+            Some(dir) => {
+                if let Err(e) = std::fs::create_dir_all(dir) {
                     eprintln!(
-                        "{shown}: router.routing.admin_api: cannot build the HTTP client: {e}"
+                        "{shown}: router.routing.state_dir: cannot create {}: {e}",
+                        dir.display()
                     );
                     return ExitCode::from(EXIT_CONFIG);
                 }
+                if let Some(snapshot) = AdminApiSource::load_persisted(dir) {
+                    log::info!("serving the persisted snapshot while the admin API is asked for a newer one");
+                    state.publish(snapshot);
+                }
+            }
+            None => log::warn!(
+                "router.routing.state_dir is not set: a restart during an admin outage starts without routing data"
+            ),
+        }
+        match AdminApiSource::new(settings.clone(), state.clone(), refresh_rx) {
+            Ok(source) => RoutingSource::AdminApi(source),
+            Err(e) => {
+                eprintln!("{shown}: router.routing.admin_api: cannot build the HTTP client: {e}");
+                return ExitCode::from(EXIT_CONFIG);
             }
         }
-        (None, None) => unreachable!("config validation requires a routing source"),
     };
-    let server = build_server(opt, server_conf, &config, source, refresh_tx, state);
+    let server = build_server(
+        opt,
+        server_conf,
+        conf_path,
+        settings,
+        source,
+        refresh_tx,
+        state,
+    );
     server.run_forever()
 }
 

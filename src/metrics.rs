@@ -4,7 +4,7 @@
 use crate::routing::{BadRequest, NotFound, Outcome, RouteKind};
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, IntCounter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, Histogram, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec,
 };
 
@@ -49,6 +49,7 @@ pub fn kind_label(kind: Option<RouteKind>) -> usize {
 
 pub struct Metrics {
     requests: Vec<IntCounter>,
+    durations: Vec<Histogram>,
     upstream_statuses: Vec<IntCounter>,
     pub upstream_connect_failures: IntCounter,
     pub upstream_retries: IntCounter,
@@ -69,7 +70,19 @@ pub struct Metrics {
     pub panic_regions: IntGauge,
 }
 
+/// Request latency buckets (seconds): tens of microseconds up to seconds (proxy mode).
+const DURATION_BUCKETS: [f64; 18] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 impl Metrics {
+    /// Records one request's time from its header to its end.
+    #[inline]
+    pub fn observe_duration(&self, kind: usize, took: std::time::Duration) {
+        self.durations[kind].observe(took.as_secs_f64());
+    }
+
     /// Counts an edge's answer in proxy mode by status class.
     #[inline]
     pub fn count_upstream_status(&self, kind: usize, status: u16) {
@@ -109,8 +122,20 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             upstream_statuses.push(upstream.with_label_values(&[kind, class]));
         }
     }
+    let durations = prometheus::register_histogram_vec!(
+        "cti_kaltura_request_duration_seconds",
+        "Time from request header to the end of the answer, by route kind",
+        &["kind"],
+        DURATION_BUCKETS.to_vec()
+    )
+    .expect("metric registers once");
+    let durations = KINDS
+        .iter()
+        .map(|k| durations.with_label_values(&[k]))
+        .collect();
     Metrics {
         requests: resolved,
+        durations,
         upstream_statuses,
         upstream_connect_failures: prometheus::register_int_counter!(
             "cti_kaltura_upstream_connect_failures_total",

@@ -34,6 +34,7 @@ pub struct Config {
     pub redirect: RedirectConfig,
     pub routes: RoutesConfig,
     pub proxy: ProxyConfig,
+    pub access_log: AccessLogConfig,
 }
 
 /// Where routing data comes from (`router.routing`): exactly one of `file` and `admin_api`.
@@ -220,6 +221,14 @@ impl Default for ProxyConfig {
     }
 }
 
+/// The access log (`router.access_log`): one line per request at target `access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessLogConfig {
+    pub enabled: bool,
+    /// JSON lines instead of space-separated `key=value` text.
+    pub json: bool,
+}
+
 /// Client connection settings (`router.http`).
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -309,8 +318,10 @@ pub fn resolve_relative(file: &Path, config_dir: Option<&Path>) -> PathBuf {
         return file.to_path_buf();
     }
     match config_dir {
-        Some(dir) if dir.join(file).exists() => dir.join(file),
-        _ => file.to_path_buf(),
+        // Not in the working directory: the config's directory, even before the file exists
+        // (it is picked up once it appears there).
+        Some(dir) => dir.join(file),
+        None => file.to_path_buf(),
     }
 }
 
@@ -388,6 +399,19 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
 
     let routes = read_routes(router.section("routes", errors), errors);
     let proxy = read_proxy(router.section("proxy", errors), errors);
+    let mut access_log = router.section("access_log", errors);
+    let access_log_config = AccessLogConfig {
+        enabled: access_log.bool("enabled", false, errors),
+        json: match access_log.string("format", errors) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(_) => {
+                errors.push(access_log.key_path("format"), "must be `text` or `json`");
+                false
+            }
+        },
+    };
+    access_log.finish(errors);
 
     router.finish(errors);
     Some(Config {
@@ -409,6 +433,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         },
         routes,
         proxy,
+        access_log: access_log_config,
     })
 }
 

@@ -5,6 +5,7 @@
 use super::HealthRegistry;
 use crate::config::HealthConfig;
 use crate::metrics::METRICS;
+use crate::settings::SharedSettings;
 use crate::snapshot::{Id, ServerType, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
@@ -89,9 +90,10 @@ fn unix_ms() -> u64 {
 }
 
 pub struct HealthChecker {
-    config: HealthConfig,
-    client: reqwest::Client,
+    settings: SharedSettings,
     state: Arc<RouterState>,
+    /// The HTTP client and the settings it was built with (rebuilt when they change).
+    client: Mutex<Option<(HealthConfig, reqwest::Client)>>,
     /// Servers whose missing health-check path was already reported.
     reported_no_path: Mutex<BTreeSet<Id>>,
     /// Regions in panic mode (or, with panic mode off, without a healthy edge) last round.
@@ -100,37 +102,62 @@ pub struct HealthChecker {
     labelled: Mutex<BTreeSet<String>>,
 }
 
+fn build_client(config: &HealthConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(!config.tls_verify)
+        .connect_timeout(config.timeout)
+        .timeout(config.timeout)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("cti-kaltura-health/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 impl HealthChecker {
-    pub fn new(
-        config: HealthConfig,
-        state: Arc<RouterState>,
-    ) -> Result<HealthChecker, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .danger_accept_invalid_certs(!config.tls_verify)
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .pool_max_idle_per_host(1)
-            .user_agent(concat!("cti-kaltura-health/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(HealthChecker {
-            config,
-            client,
+    pub fn new(settings: SharedSettings, state: Arc<RouterState>) -> HealthChecker {
+        HealthChecker {
+            settings,
             state,
+            client: Mutex::default(),
             reported_no_path: Mutex::default(),
             troubled_regions: Mutex::default(),
             labelled: Mutex::default(),
-        })
+        }
     }
 
-    async fn check(&self, url: &str) -> CheckResult {
+    /// The client for `config`, built anew when the health settings changed.
+    fn client(&self, config: &HealthConfig) -> Option<reqwest::Client> {
+        let mut cached = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_for, client)) = cached.as_ref() {
+            if built_for == config {
+                return Some(client.clone());
+            }
+        }
+        match build_client(config) {
+            Ok(client) => {
+                *cached = Some((config.clone(), client.clone()));
+                Some(client)
+            }
+            Err(e) => {
+                log::error!("edge health checks skipped: cannot build their HTTP client: {e}");
+                None
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        client: &reqwest::Client,
+        config: &HealthConfig,
+        url: &str,
+    ) -> CheckResult {
         let attempt = async {
-            let response = self.client.get(url).send().await?;
+            let response = client.get(url).send().await?;
             let status = response.status().as_u16();
-            if status != self.config.expected_status {
+            if status != config.expected_status {
                 return Ok::<_, reqwest::Error>(CheckResult::BadStatus(status));
             }
-            let Some(expected) = &self.config.expected_body else {
+            let Some(expected) = &config.expected_body else {
                 return Ok(CheckResult::Ok);
             };
             if response
@@ -146,7 +173,7 @@ impl HealthChecker {
                 CheckResult::BadBody
             })
         };
-        match tokio::time::timeout(self.config.timeout, attempt).await {
+        match tokio::time::timeout(config.timeout, attempt).await {
             Err(_) => CheckResult::Timeout,
             Ok(Ok(result)) => result,
             Ok(Err(e)) if e.is_timeout() => CheckResult::Timeout,
@@ -154,17 +181,40 @@ impl HealthChecker {
         }
     }
 
+    /// With checks switched off by a reload, every edge counts as up again.
+    fn stand_down(&self) {
+        let Some(snapshot) = self.state.snapshot() else {
+            return;
+        };
+        for server in &snapshot.servers {
+            if !server.health.set_up(true) {
+                log::info!(
+                    "edge {} counts as up: health checks are off",
+                    server.domain_name
+                );
+            }
+            self.state.health().update_record(server.id, |r| {
+                r.state = super::hysteresis::Hysteresis::new(true)
+            });
+        }
+        METRICS.panic_regions.set(0);
+    }
+
     /// One round over every target, concurrently.
-    pub async fn round(&self) {
+    pub async fn round(&self, config: &HealthConfig) {
+        let Some(client) = self.client(config) else {
+            return;
+        };
         let Some(snapshot) = self.state.snapshot() else {
             return;
         };
         let registry = self.state.health();
         let targets = targets(&snapshot);
+        let client = &client;
         let checks = targets.iter().map(|t| async move {
             let started = Instant::now();
             let result = match &t.url {
-                Some(url) => Some(self.check(url).await),
+                Some(url) => Some(self.check(client, config, url).await),
                 None => None,
             };
             (t, result, started.elapsed())
@@ -173,16 +223,20 @@ impl HealthChecker {
         let now_ms = unix_ms();
         for (target, result, took) in results {
             match result {
-                Some(result) => self.apply(registry, &snapshot, target, result, took, now_ms),
+                Some(result) => {
+                    self.apply(config, registry, &snapshot, target, result, took, now_ms)
+                }
                 None => self.report_missing_path(registry, target),
             }
         }
         self.update_labels(&targets);
-        self.evaluate_regions(&snapshot);
+        self.evaluate_regions(config, &snapshot);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
+        config: &HealthConfig,
         registry: &HealthRegistry,
         snapshot: &Snapshot,
         target: &Target,
@@ -194,7 +248,7 @@ impl HealthChecker {
             .health_checks
             .with_label_values(&[&target.label, result.label()])
             .inc();
-        let (rise, fall) = (self.config.rise, self.config.fall);
+        let (rise, fall) = (config.rise, config.fall);
         let transition = registry.update_record(target.id, |record| {
             record.last_result = Some(result.describe());
             record.last_check_unix_ms = Some(now_ms);
@@ -260,7 +314,7 @@ impl HealthChecker {
     }
 
     /// Logs regions entering or leaving panic (once each way) and sets the gauge.
-    fn evaluate_regions(&self, snapshot: &Snapshot) {
+    fn evaluate_regions(&self, config: &HealthConfig, snapshot: &Snapshot) {
         let troubled: BTreeSet<Id> = snapshot
             .regions
             .iter()
@@ -277,7 +331,7 @@ impl HealthChecker {
             .troubled_regions
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let what = if self.config.panic_mode {
+        let what = if config.panic_mode {
             "PANIC MODE: routing among its unhealthy edges"
         } else {
             "no healthy edge: its clients fall back to less specific subnets"
@@ -295,11 +349,7 @@ impl HealthChecker {
         for id in previous.difference(&troubled) {
             log::info!("region {id}: healthy edges again, panic over");
         }
-        let panicking = if self.config.panic_mode {
-            troubled.len()
-        } else {
-            0
-        };
+        let panicking = if config.panic_mode { troubled.len() } else { 0 };
         METRICS.panic_regions.set(panicking as i64);
         *previous = troubled;
     }
@@ -308,12 +358,28 @@ impl HealthChecker {
 #[async_trait]
 impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut interval = tokio::time::interval(self.config.interval);
+        let mut every = self.settings.load().config.health.interval;
+        let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut was_enabled = true;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = interval.tick() => self.round().await,
+                _ = interval.tick() => {
+                    let config = self.settings.load().config.health.clone();
+                    if config.enabled {
+                        self.round(&config).await;
+                    } else if was_enabled {
+                        self.stand_down();
+                    }
+                    was_enabled = config.enabled;
+                    if config.interval != every {
+                        // A reload changed the interval: restart the clock on the new one.
+                        every = config.interval;
+                        interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    }
+                }
             }
         }
     }

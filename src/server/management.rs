@@ -2,7 +2,7 @@
 //! `/debug/snapshot`, `/metrics`, and `POST /admin/refresh[?force=true]`.
 
 use crate::metrics::METRICS;
-use crate::routing::RoutingPolicy;
+use crate::settings::SharedSettings;
 use crate::snapshot::ServerType;
 use crate::sources::{RefreshOutcome, RefreshRequest, RefreshSender};
 use crate::state::RouterState;
@@ -19,12 +19,18 @@ const PROBLEMS_SHOWN: usize = 200;
 pub struct Management {
     pub state: Arc<RouterState>,
     pub refresh: RefreshSender,
-    /// Bearer token the POST endpoints require, if configured.
-    pub token: Option<String>,
-    /// How long `POST /admin/refresh` waits for the fetch to finish.
-    pub refresh_wait: Duration,
-    /// The routing policy in force, for `/debug/route`.
-    pub policy: RoutingPolicy,
+    /// Token, policy and timeouts in force.
+    pub settings: SharedSettings,
+}
+
+/// How long `POST /admin/refresh` waits for the fetch: the admin timeout plus time to compile.
+fn refresh_wait(config: &crate::config::Config) -> Duration {
+    let compile = Duration::from_secs(30);
+    config
+        .routing
+        .admin_api
+        .as_ref()
+        .map_or(compile, |api| api.timeout + compile)
 }
 
 /// The decoded `key=value` pairs of a query string.
@@ -139,7 +145,13 @@ impl Management {
         };
         json(
             200,
-            &crate::routing::explain::explain(&snapshot, &self.policy, ip, path, request_query),
+            &crate::routing::explain::explain(
+                &snapshot,
+                &self.settings.load().policy,
+                ip,
+                path,
+                request_query,
+            ),
         )
     }
 
@@ -191,7 +203,9 @@ impl Management {
     }
 
     async fn admin_refresh(&self, session: &ServerSession) -> Response<Vec<u8>> {
-        if let Some(token) = &self.token {
+        let settings = self.settings.current();
+        let config = &settings.config;
+        if let Some(token) = &config.management.token {
             let given = session
                 .req_header()
                 .headers
@@ -217,7 +231,7 @@ impl Management {
         {
             return text(503, "the routing source is not running");
         }
-        let outcome = match tokio::time::timeout(self.refresh_wait, outcome).await {
+        let outcome = match tokio::time::timeout(refresh_wait(config), outcome).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => return text(503, "the routing source stopped"),
             Err(_) => return text(504, "the refresh is still running; see /debug/snapshot"),

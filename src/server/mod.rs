@@ -1,12 +1,13 @@
-//! Wiring the Pingora server: the public routing service, the management service and the
-//! routing source, from a validated [`Config`].
+//! Wiring the Pingora server: the public routing service, the management service, the
+//! routing source, the health checker and the SIGHUP config reloader.
 
+pub mod access_log;
 pub mod management;
+pub mod reload;
 pub mod router_proxy;
 
-use crate::config::Config;
 use crate::health::checker::HealthChecker;
-use crate::routing::RoutingPolicy;
+use crate::settings::SharedSettings;
 use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;
 use crate::sources::RefreshSender;
@@ -17,8 +18,8 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
@@ -39,26 +40,20 @@ pub enum RoutingSource {
 pub fn build_server(
     opt: Opt,
     server_conf: ServerConf,
-    config: &Config,
+    config_path: PathBuf,
+    settings: SharedSettings,
     source: RoutingSource,
     refresh: RefreshSender,
     state: Arc<RouterState>,
 ) -> Server {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
+    let config = settings.current();
+    let config = &config.config;
 
-    let policy = RoutingPolicy {
-        trusted_proxies: config.client_ip.trusted_proxies.clone(),
-        append_query_string: config.redirect.append_query_string,
-        panic_mode: config.health.panic_mode,
-        routes: config.routes,
-    };
     let proxy = router_proxy::RouterProxy {
         state: state.clone(),
-        policy: policy.clone(),
-        keepalive_timeout_secs: config.http.keepalive_timeout_secs,
-        proxy: config.proxy.clone(),
-        health: config.health.clone(),
+        settings: settings.clone(),
     };
     let mut router = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -69,20 +64,10 @@ pub fn build_server(
         router.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
     }
 
-    let refresh_wait = config
-        .routing
-        .admin_api
-        .as_ref()
-        .map_or(Duration::from_secs(30), |api| {
-            api.timeout + Duration::from_secs(30)
-        });
-    let state_for_health = state.clone();
     let management_app = management::Management {
-        state,
-        refresh,
-        token: config.management.token.clone(),
-        refresh_wait,
-        policy,
+        state: state.clone(),
+        refresh: refresh.clone(),
+        settings: settings.clone(),
     };
     let mut management = Service::new("cti-kaltura management".to_string(), management_app);
     let management_addr = config.management_listen;
@@ -94,18 +79,15 @@ pub fn build_server(
 
     server.add_service(router);
     server.add_service(management);
-    if config.health.enabled {
-        match HealthChecker::new(config.health.clone(), state_for_health) {
-            Ok(checker) => {
-                server.add_service(background_service("edge health checker", checker));
-            }
-            Err(e) => {
-                log::error!("edge health checks are off: cannot build their HTTP client: {e}")
-            }
-        }
-    } else {
-        log::info!("edge health checks are off (router.health.enabled: false)");
-    }
+    // Always present: `router.health.enabled` can be switched by a reload.
+    server.add_service(background_service(
+        "edge health checker",
+        HealthChecker::new(settings.clone(), state),
+    ));
+    server.add_service(background_service(
+        "config reloader",
+        reload::ConfigReloader::new(config_path, settings, refresh),
+    ));
     match source {
         RoutingSource::File(file) => {
             server.add_service(background_service("routing file source", file))

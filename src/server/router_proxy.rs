@@ -2,9 +2,11 @@
 //! turn its decision into HTTP — a redirect answered here, or (proxy mode) a request to the
 //! chosen edge with one retry on another edge of the region if the connection fails.
 
-use crate::config::{HealthConfig, Mode, ProxyConfig};
-use crate::metrics::{kind_label, outcome_label, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
-use crate::routing::{decide, EdgeTarget, Outcome, RequestFacts, RoutingPolicy};
+use super::access_log::{self, AccessRecord};
+use crate::config::Mode;
+use crate::metrics::{kind_label, outcome_label, KINDS, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
+use crate::routing::{decide, BadRequest, EdgeTarget, NotFound, Outcome, RequestFacts};
+use crate::settings::SharedSettings;
 use crate::snapshot::{Selector, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
@@ -15,6 +17,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub const BODY_NOT_FOUND: &str = "Server not found";
 pub const BODY_INVALID: &str = "Request invalid";
@@ -25,10 +28,7 @@ const CACHE_CONTROL: &str = "max-age=0, private, must-revalidate";
 
 pub struct RouterProxy {
     pub state: Arc<RouterState>,
-    pub policy: RoutingPolicy,
-    pub keepalive_timeout_secs: u64,
-    pub proxy: ProxyConfig,
-    pub health: HealthConfig,
+    pub settings: SharedSettings,
 }
 
 /// A request being proxied: the snapshot it was routed on and where it goes.
@@ -43,11 +43,28 @@ pub struct ProxyTarget {
 }
 
 /// What `logging()` needs to know about the answer.
-#[derive(Default)]
 pub struct RequestCtx {
+    started: Instant,
     kind: usize,
     outcome: usize,
     proxy: Option<ProxyTarget>,
+    /// Only when the access log is on.
+    access: Option<Box<AccessRecord>>,
+}
+
+/// The access log's `reason` for a decision.
+fn reason(outcome: &Outcome, proxied: bool, panic: bool) -> &'static str {
+    match outcome {
+        Outcome::Redirect { .. } if panic => "panic_mode",
+        Outcome::Redirect { .. } if proxied => "proxy",
+        Outcome::Redirect { .. } => "redirect",
+        Outcome::NotFound(NotFound::Content) => "no_content",
+        Outcome::NotFound(NotFound::Edge) => "no_edge",
+        Outcome::BadRequest(BadRequest::Path) => "bad_path",
+        Outcome::BadRequest(BadRequest::ClientIp) => "bad_x_real_ip",
+        Outcome::MethodNotAllowed => "method_not_allowed",
+        Outcome::NoSnapshot => "no_snapshot",
+    }
 }
 
 /// Status and body of each non-redirect outcome.
@@ -105,12 +122,14 @@ impl RouterProxy {
     /// Counts a failed connection against the edge, like a failed health check.
     fn passive_failure(&self, target: &ProxyTarget) {
         METRICS.upstream_connect_failures.inc();
-        if !self.health.enabled {
+        let settings = self.settings.load();
+        let health = &settings.config.health;
+        if !health.enabled {
             return;
         }
         let server = &target.snapshot.servers[target.edge_index as usize];
         let registry = self.state.health();
-        if registry.observe(server.id, false, self.health.rise, self.health.fall) == Some(false) {
+        if registry.observe(server.id, false, health.rise, health.fall) == Some(false) {
             server.health.set_up(false);
             log::warn!(
                 "edge {} (id {}) is DOWN after failed proxy connections",
@@ -126,16 +145,24 @@ impl ProxyHttp for RouterProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            started: Instant::now(),
+            kind: KINDS.len() - 1,
+            outcome: 0,
+            proxy: None,
+            access: None,
+        }
     }
 
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.started = Instant::now();
         session.set_pipelining_enabled(true);
-        session.set_keepalive(Some(self.keepalive_timeout_secs));
+        let keepalive = self.settings.load().config.http.keepalive_timeout_secs;
+        session.set_keepalive(Some(keepalive));
         Ok(())
     }
 
@@ -145,6 +172,8 @@ impl ProxyHttp for RouterProxy {
             .and_then(|a| a.as_inet())
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let req = session.req_header();
+        let settings = self.settings.load();
+        let policy = &settings.policy;
         let snapshot = self.state.snapshot_guard();
         let facts = RequestFacts {
             method: &req.method,
@@ -154,12 +183,39 @@ impl ProxyHttp for RouterProxy {
             x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
             random: fastrand::u64(..),
         };
-        let decision = decide(snapshot.as_deref(), &self.policy, &facts);
+        let decision = decide(snapshot.as_deref(), policy, &facts);
         ctx.kind = kind_label(decision.kind);
         ctx.outcome = outcome_label(&decision.outcome);
         let proxied = decision
             .kind
-            .is_some_and(|k| self.policy.routes.get(k).mode == Mode::Proxy);
+            .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
+        if settings.config.access_log.enabled {
+            let edge = match (&decision.outcome, decision.target, snapshot.as_deref()) {
+                (Outcome::Redirect { .. }, Some(t), Some(s)) => {
+                    Some(s.servers[t.edge_index as usize].domain_name.to_string())
+                }
+                _ => None,
+            };
+            let (region_id, subnet_id) = match &decision.outcome {
+                Outcome::Redirect {
+                    region_id,
+                    subnet_id,
+                    ..
+                } => (Some(*region_id), Some(*subnet_id)),
+                _ => (None, None),
+            };
+            let panic = decision.target.is_some_and(|t| t.panic);
+            ctx.access = Some(Box::new(AccessRecord {
+                client_ip: decision.client_ip,
+                peer: Some(peer),
+                method: req.method.to_string(),
+                path: req.uri.path().to_string(),
+                edge,
+                region_id,
+                subnet_id,
+                reason: reason(&decision.outcome, proxied, panic),
+            }));
+        }
         match decision.outcome {
             Outcome::Redirect { location, .. } if proxied => {
                 let (Some(snapshot), Some(client_ip), Some(target)) =
@@ -188,11 +244,11 @@ impl ProxyHttp for RouterProxy {
                 return Ok(false);
             }
             Outcome::Redirect { location, .. } => {
-                drop(snapshot);
+                drop((snapshot, settings));
                 write_redirect(session, location).await?
             }
             other => {
-                drop(snapshot);
+                drop((snapshot, settings));
                 write_error(session, &other).await?
             }
         }
@@ -208,6 +264,8 @@ impl ProxyHttp for RouterProxy {
             return Error::e_explain(ErrorType::InternalError, "no edge chosen for proxying");
         };
         let edge = &target.snapshot.servers[target.edge_index as usize];
+        let settings = self.settings.load();
+        let proxy = &settings.config.proxy;
         let tls = edge.port == 443;
         let sni = edge.domain_name.to_string();
         let mut peer = match edge.ip {
@@ -215,11 +273,11 @@ impl ProxyHttp for RouterProxy {
             // Without an ip the domain is resolved (blocking); the admin should give edges an ip.
             None => HttpPeer::new((&*edge.domain_name, edge.port), tls, sni),
         };
-        peer.options.connection_timeout = Some(self.proxy.connect_timeout);
-        peer.options.read_timeout = Some(self.proxy.read_timeout);
-        peer.options.write_timeout = Some(self.proxy.write_timeout);
-        peer.options.verify_cert = self.proxy.tls_verify;
-        peer.options.verify_hostname = self.proxy.tls_verify;
+        peer.options.connection_timeout = Some(proxy.connect_timeout);
+        peer.options.read_timeout = Some(proxy.read_timeout);
+        peer.options.write_timeout = Some(proxy.write_timeout);
+        peer.options.verify_cert = proxy.tls_verify;
+        peer.options.verify_hostname = proxy.tls_verify;
         Ok(Box::new(peer))
     }
 
@@ -274,7 +332,7 @@ impl ProxyHttp for RouterProxy {
             target.region_index,
             selector,
             Some(target.edge_index),
-            self.policy.panic_mode,
+            self.settings.load().policy.panic_mode,
         );
         if let Some((edge_index, _)) = other {
             let (from, to) = (
@@ -323,7 +381,7 @@ impl ProxyHttp for RouterProxy {
 
     async fn logging(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         error: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
@@ -332,6 +390,17 @@ impl ProxyHttp for RouterProxy {
         } else {
             ctx.outcome
         };
+        let took = ctx.started.elapsed();
         METRICS.count_request(ctx.kind, outcome);
+        METRICS.observe_duration(ctx.kind, took);
+        if let Some(record) = &ctx.access {
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            access_log::write(
+                record,
+                status,
+                took,
+                self.settings.load().config.access_log.json,
+            );
+        }
     }
 }

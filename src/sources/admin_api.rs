@@ -3,7 +3,8 @@
 //! back off with jitter; accepted snapshots are persisted for the next start.
 
 use super::{guard, persist, RefreshOutcome, RefreshReceiver};
-use crate::config::{AdminApiConfig, GuardConfig};
+use crate::config::AdminApiConfig;
+use crate::settings::SharedSettings;
 use crate::snapshot::{load_snapshot, Snapshot};
 use crate::state::{unix_now, RefusedSummary, RouterState};
 use async_trait::async_trait;
@@ -11,7 +12,6 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,9 +34,7 @@ struct Fetched {
 }
 
 pub struct AdminApiSource {
-    config: AdminApiConfig,
-    guard: GuardConfig,
-    state_dir: Option<PathBuf>,
+    settings: SharedSettings,
     client: reqwest::Client,
     state: Arc<RouterState>,
     etag: Mutex<Option<String>>,
@@ -62,22 +60,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl AdminApiSource {
     pub fn new(
-        config: AdminApiConfig,
-        guard: GuardConfig,
-        state_dir: Option<PathBuf>,
+        settings: SharedSettings,
         state: Arc<RouterState>,
         refresh: RefreshReceiver,
     ) -> Result<AdminApiSource, reqwest::Error> {
+        // Timeouts are set per request from the settings in force, so a reload changes them.
         let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
             .user_agent(concat!("cti-kaltura/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let state_dir = settings.load().config.routing.state_dir.clone();
         let etag = state_dir.as_deref().and_then(persist::read_etag);
         Ok(AdminApiSource {
-            config,
-            guard,
-            state_dir,
+            settings,
             client,
             state,
             etag: Mutex::new(etag),
@@ -104,9 +98,13 @@ impl AdminApiSource {
     }
 
     /// One conditional GET. `Ok(None)` is a 304.
-    async fn fetch(&self, conditional: bool) -> Result<Option<Fetched>, String> {
-        let mut request = self.client.get(&self.config.url);
-        if let Some(token) = &self.config.token {
+    async fn fetch(
+        &self,
+        api: &AdminApiConfig,
+        conditional: bool,
+    ) -> Result<Option<Fetched>, String> {
+        let mut request = self.client.get(&api.url).timeout(api.timeout);
+        if let Some(token) = &api.token {
             request = request.bearer_auth(token);
         }
         let etag = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -119,7 +117,7 @@ impl AdminApiSource {
             StatusCode::OK => {}
             other => return Err(format!("HTTP {other}")),
         }
-        let cap = self.config.max_body_bytes;
+        let cap = api.max_body_bytes;
         if response.content_length().is_some_and(|len| len > cap) {
             return Err(format!(
                 "body of {} bytes is over max_body_bytes {cap}",
@@ -148,8 +146,15 @@ impl AdminApiSource {
     /// Fetches, validates, guards, persists and publishes. `force` skips the guard and the
     /// conditional request.
     pub async fn refresh(&self, force: bool) -> RefreshOutcome {
-        let source = self.config.url.as_str();
-        let fetched = match self.fetch(!force).await {
+        let settings = self.settings.current();
+        let routing = &settings.config.routing;
+        let Some(api) = routing.admin_api.as_ref() else {
+            return RefreshOutcome::Failed {
+                reason: "no admin API configured".into(),
+            };
+        };
+        let source = api.url.as_str();
+        let fetched = match self.fetch(api, !force).await {
             Ok(Some(fetched)) => fetched,
             Ok(None) => {
                 self.state.mark_unchanged();
@@ -161,7 +166,7 @@ impl AdminApiSource {
                 return RefreshOutcome::Failed { reason };
             }
         };
-        let url = self.config.url.clone();
+        let url = api.url.clone();
         let (snapshot, fetched) = match tokio::task::spawn_blocking(move || {
             (load_snapshot(&fetched.body, &url), fetched)
         })
@@ -182,7 +187,7 @@ impl AdminApiSource {
         };
         let version = snapshot.info.version.clone();
         if let (false, Some(current)) = (force, self.state.snapshot()) {
-            if let Err(reasons) = guard::check(&current, &snapshot, &self.guard) {
+            if let Err(reasons) = guard::check(&current, &snapshot, &routing.guard) {
                 let mut last = self.last_refusal.lock().unwrap_or_else(|e| e.into_inner());
                 let repeat = last.as_ref() == Some(&reasons);
                 *last = Some(reasons.clone());
@@ -201,7 +206,7 @@ impl AdminApiSource {
             }
         }
         *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some(dir) = &self.state_dir {
+        if let Some(dir) = &routing.state_dir {
             if let Err(e) = persist::save(dir, &fetched.body, fetched.etag.as_deref()) {
                 log::error!("cannot persist the snapshot to {}: {e} (routing goes on; a restart during an admin outage would start from an older state)", dir.display());
             }
@@ -237,7 +242,15 @@ impl BackgroundService for AdminApiSource {
             };
             if matches!(outcome, RefreshOutcome::Failed { .. }) {
                 failures = failures.saturating_add(1);
-                let wait = backoff(failures, self.config.max_backoff, fastrand::f64());
+                let max_backoff = self
+                    .settings
+                    .load()
+                    .config
+                    .routing
+                    .admin_api
+                    .as_ref()
+                    .map_or(Duration::from_secs(60), |api| api.max_backoff);
+                let wait = backoff(failures, max_backoff, fastrand::f64());
                 log::info!(
                     "next admin fetch in {:.1} s (failure {failures} in a row)",
                     wait.as_secs_f64()
@@ -248,7 +261,15 @@ impl BackgroundService for AdminApiSource {
                     log::info!("admin API reachable again after {failures} failed fetch(es)");
                 }
                 failures = 0;
-                next_fetch = Instant::now() + self.config.poll_interval;
+                let poll = self
+                    .settings
+                    .load()
+                    .config
+                    .routing
+                    .admin_api
+                    .as_ref()
+                    .map_or(Duration::from_secs(5), |api| api.poll_interval);
+                next_fetch = Instant::now() + poll;
             }
         }
     }

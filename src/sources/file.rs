@@ -1,7 +1,9 @@
-//! The file source: loads `router.routing.file`, then reloads it when it changes (polled), on
-//! SIGHUP and on `POST /admin/refresh`. A file that fails to load leaves the current snapshot.
+//! The file source: loads `router.routing.file`, then reloads it when it changes (polled), and
+//! on request (SIGHUP, `POST /admin/refresh`). A file that fails to load leaves the current
+//! snapshot.
 
 use super::{RefreshOutcome, RefreshReceiver};
+use crate::settings::SharedSettings;
 use crate::snapshot::{load_snapshot, LoadError, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
@@ -55,34 +57,40 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 }
 
 pub struct FileSource {
-    path: PathBuf,
-    watch_interval: Option<Duration>,
+    settings: SharedSettings,
     state: Arc<RouterState>,
-    last_stamp: Mutex<Option<FileStamp>>,
+    /// The file last loaded and its stamp then.
+    last: Mutex<Option<(PathBuf, Option<FileStamp>)>>,
     refresh: Mutex<Option<RefreshReceiver>>,
 }
 
 impl FileSource {
     pub fn new(
-        path: PathBuf,
-        watch_interval: Option<Duration>,
+        settings: SharedSettings,
         state: Arc<RouterState>,
         refresh: RefreshReceiver,
     ) -> FileSource {
         FileSource {
-            path,
-            watch_interval,
+            settings,
             state,
-            last_stamp: Mutex::new(None),
+            last: Mutex::new(None),
             refresh: Mutex::new(Some(refresh)),
         }
     }
 
+    fn path(&self) -> Option<PathBuf> {
+        self.settings.load().config.routing.file.clone()
+    }
+
     /// Loads the file now and publishes it, or logs why not.
     pub fn reload(&self) -> RefreshOutcome {
-        let before = stamp(&self.path);
-        *self.last_stamp.lock().unwrap_or_else(|e| e.into_inner()) = before;
-        match load_file(&self.path) {
+        let Some(path) = self.path() else {
+            return RefreshOutcome::Failed {
+                reason: "no routing file configured".into(),
+            };
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((path.clone(), stamp(&path)));
+        match load_file(&path) {
             Ok(snapshot) => {
                 let outcome = RefreshOutcome::Accepted {
                     version: snapshot.info.version.clone(),
@@ -92,7 +100,7 @@ impl FileSource {
                 outcome
             }
             Err(e) => {
-                self.state.fail(&self.path.display().to_string(), &e);
+                self.state.fail(&path.display().to_string(), &e);
                 RefreshOutcome::Failed {
                     reason: e.to_string(),
                 }
@@ -100,60 +108,43 @@ impl FileSource {
         }
     }
 
-    /// Reloads when the file's stamp changed since the last attempt (one log line per change,
-    /// however long a broken file stays broken).
+    /// Reloads when the file (or its path, after a config reload) changed since the last
+    /// attempt: one log line per change, however long a broken file stays broken.
     fn reload_if_changed(&self) {
-        let now = stamp(&self.path);
-        let changed = *self.last_stamp.lock().unwrap_or_else(|e| e.into_inner()) != now;
+        let Some(path) = self.path() else { return };
+        let now = Some((path.clone(), stamp(&path)));
+        let changed = *self.last.lock().unwrap_or_else(|e| e.into_inner()) != now;
         if changed {
             self.reload();
         }
     }
 }
 
-/// Waits for the next tick of an optional interval (forever when there is none).
-async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval.as_mut() {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 #[async_trait]
 impl BackgroundService for FileSource {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(signal) => Some(signal),
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP, reloads only by file watching: {e}");
-                None
-            }
-        };
         let mut refresh = self
             .refresh
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let mut tick = self.watch_interval.map(|every| {
-            let mut interval = tokio::time::interval(every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            interval
-        });
+        // Checked every 250 ms whether a check is due, so a reloaded interval applies at once.
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut last_check = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    log::info!("SIGHUP: reloading {}", self.path.display());
-                    self.reload();
-                }
                 Some(request) = async { match refresh.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
-                    log::info!("refresh requested: reloading {}", self.path.display());
+                    log::info!("reloading the routing file on request");
                     let _ = request.reply.send(self.reload());
                 }
-                _ = next_tick(&mut tick) => self.reload_if_changed(),
+                _ = tick.tick() => {
+                    let every = self.settings.load().config.routing.watch_interval;
+                    if every.is_some_and(|every| last_check.elapsed() >= every) {
+                        last_check = tokio::time::Instant::now();
+                        self.reload_if_changed();
+                    }
+                }
             }
         }
     }

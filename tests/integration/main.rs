@@ -1,0 +1,12 @@
+//! Integration tests: the real `cti-kaltura` binary, started per test on free loopback ports
+//! (IPv4 and IPv6) with its own temp directory, config and routing file, and spoken to over
+//! real HTTP/1.1 connections.
+
+mod cli;
+mod data;
+mod harness;
+mod http;
+mod management;
+mod proxies;
+mod reload;
+mod routes;
