@@ -74,6 +74,10 @@ pub struct ConfigSpec {
     pub keepalive_timeout_secs: u64,
     /// Raw YAML lines added under `router:` (indented by two spaces).
     pub extra_router_lines: Vec<String>,
+    /// Replaces the `health:` section (YAML lines below `health:`, unindented).
+    pub health_block: Option<Vec<String>>,
+    /// Replaces the `routing:` section (YAML lines below `routing:`, unindented).
+    pub routing_block: Option<Vec<String>>,
 }
 
 impl ConfigSpec {
@@ -86,6 +90,8 @@ impl ConfigSpec {
             trusted_proxies: None,
             keepalive_timeout_secs: 60,
             extra_router_lines: Vec::new(),
+            health_block: None,
+            routing_block: None,
         }
     }
 
@@ -110,11 +116,20 @@ impl ConfigSpec {
             self.management_port
         ));
         y.push_str("  routing:\n");
-        y.push_str(&format!("    file: {}\n", yaml_str(&self.routing_file)));
-        y.push_str(&format!(
-            "    watch_interval_secs: {}\n",
-            self.watch_interval_secs
-        ));
+        match &self.routing_block {
+            Some(lines) => {
+                for line in lines {
+                    y.push_str(&format!("    {line}\n"));
+                }
+            }
+            None => {
+                y.push_str(&format!("    file: {}\n", yaml_str(&self.routing_file)));
+                y.push_str(&format!(
+                    "    watch_interval_secs: {}\n",
+                    self.watch_interval_secs
+                ));
+            }
+        }
         if let Some(list) = &self.trusted_proxies {
             y.push_str("  client_ip:\n    trusted_proxies:\n");
             for item in list {
@@ -123,7 +138,15 @@ impl ConfigSpec {
         }
         // No active health checks: they would resolve the marker edge names (traffic off
         // loopback) and mark the edges down; routing then rests on admin data alone.
-        y.push_str("  health:\n    enabled: false\n");
+        match &self.health_block {
+            Some(lines) => {
+                y.push_str("  health:\n");
+                for line in lines {
+                    y.push_str(&format!("    {line}\n"));
+                }
+            }
+            None => y.push_str("  health:\n    enabled: false\n"),
+        }
         y.push_str(&format!(
             "  http:\n    keepalive_timeout_secs: {}\n",
             self.keepalive_timeout_secs
@@ -229,6 +252,10 @@ pub struct Setup {
     trusted_proxies: Option<Vec<String>>,
     watch_interval_secs: u64,
     relative_file: bool,
+    extra_router_lines: Vec<String>,
+    health_block: Option<Vec<String>>,
+    routing_block: Option<Vec<String>>,
+    expect_snapshot: Option<bool>,
 }
 
 impl Setup {
@@ -239,7 +266,39 @@ impl Setup {
             trusted_proxies: None,
             watch_interval_secs: 1,
             relative_file: false,
+            extra_router_lines: Vec::new(),
+            health_block: None,
+            routing_block: None,
+            expect_snapshot: None,
         }
+    }
+
+    /// Adds raw YAML lines under `router:` (e.g. `routes: {vod: {mode: proxy}}`,
+    /// `access_log: {enabled: true}`); nested lines carry their own extra indentation.
+    pub fn router_lines(mut self, lines: &[&str]) -> Setup {
+        self.extra_router_lines
+            .extend(lines.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Replaces the `health:` section (default `enabled: false`) with these lines.
+    pub fn health(mut self, lines: &[&str]) -> Setup {
+        self.health_block = Some(lines.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Replaces the `routing:` section (default: the test's routing file) with these lines,
+    /// e.g. an `admin_api:` source. Readiness then waits for a snapshot only if
+    /// [`Setup::expect_snapshot`] says so (default: false).
+    pub fn routing(mut self, lines: &[&str]) -> Setup {
+        self.routing_block = Some(lines.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Whether start-up waits for `/readyz` 200 (true) or accepts 503 (false).
+    pub fn expect_snapshot(mut self, expect: bool) -> Setup {
+        self.expect_snapshot = Some(expect);
+        self
     }
 
     /// The routing file holds these bytes (which do not load).
@@ -297,6 +356,17 @@ impl Setup {
             }
             Initial::Missing => false,
         };
+        // With a custom routing section the snapshot's source is not this test's file.
+        let custom_routing = self.routing_block.is_some();
+        let ready_when = match (self.expect_snapshot, custom_routing) {
+            (Some(true), custom) => ReadyWhen::Snapshot {
+                check_source: !custom,
+            },
+            (Some(false), _) => ReadyWhen::NoSnapshot,
+            (None, true) => ReadyWhen::Either,
+            (None, false) if expect_snapshot => ReadyWhen::Snapshot { check_source: true },
+            (None, false) => ReadyWhen::NoSnapshot,
+        };
         let routing_file = if self.relative_file {
             ROUTING_FILE.to_string()
         } else {
@@ -308,6 +378,9 @@ impl Setup {
             let mut spec = ConfigSpec::new(&routing_file);
             spec.watch_interval_secs = self.watch_interval_secs;
             spec.trusted_proxies = self.trusted_proxies.clone();
+            spec.extra_router_lines = self.extra_router_lines.clone();
+            spec.health_block = self.health_block.clone();
+            spec.routing_block = self.routing_block.clone();
             fs::write(&config_path, spec.to_yaml(dir.path())).expect("write config");
             let stderr_path = dir.path().join(format!("router-{attempt}.stderr"));
             let stdout = fs::File::create(dir.path().join(format!("router-{attempt}.stdout")))
@@ -331,7 +404,7 @@ impl Setup {
                 stderr_path,
                 dir,
             };
-            match router.wait_ready(expect_snapshot) {
+            match router.wait_ready(ready_when) {
                 Ok(()) => return router,
                 Err(why) => {
                     failures.push(format!("attempt {attempt}: {why}"));
@@ -348,6 +421,17 @@ impl Setup {
     }
 }
 
+/// What start-up waits for.
+#[derive(Debug, Clone, Copy)]
+enum ReadyWhen {
+    /// `/readyz` 200; with `check_source`, the snapshot came from this test's file.
+    Snapshot { check_source: bool },
+    /// `/readyz` 503.
+    NoSnapshot,
+    /// Either: the test looks for itself.
+    Either,
+}
+
 /// A running router. Dropping it kills the process, then removes its directory.
 pub struct Router {
     child: ChildGuard,
@@ -360,7 +444,7 @@ pub struct Router {
 
 impl Router {
     /// Polls until ready; `Err` only for a port taken before the router bound it (retry).
-    fn wait_ready(&mut self, expect_snapshot: bool) -> Result<(), String> {
+    fn wait_ready(&mut self, ready_when: ReadyWhen) -> Result<(), String> {
         let deadline = Instant::now() + BOUND;
         loop {
             let exited = self.child.0.try_wait().expect("try_wait");
@@ -371,7 +455,7 @@ impl Router {
             if let Some(status) = exited {
                 panic!("router exited during start-up with {status}; stderr:\n{stderr}");
             }
-            let not_ready = match self.readiness(expect_snapshot) {
+            let not_ready = match self.readiness(ready_when) {
                 Ok(()) => return Ok(()),
                 Err(why) => why,
             };
@@ -382,17 +466,21 @@ impl Router {
         }
     }
 
-    fn readiness(&self, expect_snapshot: bool) -> Result<(), String> {
+    fn readiness(&self, ready_when: ReadyWhen) -> Result<(), String> {
         let alive = self.try_management("/healthz")?;
         if alive.status != 200 {
             return Err(format!("/healthz answered {}", alive.summary()));
         }
         let ready = self.try_management("/readyz")?;
-        let wanted = if expect_snapshot { 200 } else { 503 };
-        if ready.status != wanted {
+        let wanted_ok = match ready_when {
+            ReadyWhen::Snapshot { .. } => ready.status == 200,
+            ReadyWhen::NoSnapshot => ready.status == 503,
+            ReadyWhen::Either => ready.status == 200 || ready.status == 503,
+        };
+        if !wanted_ok {
             return Err(format!("/readyz answered {}", ready.summary()));
         }
-        if expect_snapshot {
+        if let ReadyWhen::Snapshot { check_source: true } = ready_when {
             // The right router: its snapshot came from this test's file.
             let snapshot = self.try_management("/debug/snapshot")?;
             let doc: Value = serde_json::from_slice(&snapshot.body)
