@@ -9,6 +9,7 @@ use cti_kaltura::sources::file::{load_file, FileSource};
 use cti_kaltura::sources::refresh_channel;
 use cti_kaltura::state::RouterState;
 use pingora::server::configuration::{Opt, ServerConf};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,6 +17,12 @@ use std::process::ExitCode;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Until the reloader's handler is installed, a SIGHUP (an early `systemctl reload`) must
+    // not end the process, which is SIGHUP's default action.
+    // SAFETY: setting a signal disposition to SIG_IGN before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut opt = Opt::parse_args();
     let Some(conf_path) = opt.conf.take().map(PathBuf::from) else {
@@ -35,6 +42,16 @@ fn main() -> ExitCode {
     };
     if opt.test {
         return test_config(&shown, &config);
+    }
+    if !opt.upgrade {
+        // Pingora retries a busy port for half a minute and then runs on without that
+        // listener; a clear error and a non-zero exit serve an operator better.
+        if let Err(errors) = check_listeners(&config) {
+            for e in &errors {
+                eprintln!("{shown}: {e}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
     }
 
     let state = RouterState::new();
@@ -84,6 +101,31 @@ fn main() -> ExitCode {
     server.run_forever()
 }
 
+/// Every configured listener can be bound now (none is taken by another process).
+fn check_listeners(config: &Config) -> Result<(), Vec<String>> {
+    let listeners = config
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| (format!("router.listen[{i}]"), *addr))
+        .chain([(
+            "router.management_listen".to_string(),
+            config.management_listen,
+        )]);
+    let errors: Vec<String> = listeners
+        .filter_map(|(key, addr)| {
+            std::net::TcpListener::bind(addr)
+                .err()
+                .map(|e| format!("{key}: cannot listen on {addr}: {e}"))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Pingora's settings and ours, from the one file; every problem is returned.
 fn load_config(path: &Path) -> Result<(ServerConf, Config), Vec<String>> {
     let text =
@@ -120,14 +162,17 @@ fn test_config(shown: &str, config: &Config) -> ExitCode {
     };
     match load_file(&path) {
         Ok(snapshot) => {
-            println!(
+            let mut out = std::io::stdout().lock();
+            // Written without panicking on a closed pipe (`cti-kaltura -t | head`).
+            let _ = writeln!(
+                out,
                 "{shown}: configuration OK; routing snapshot {} version {} with {} problem(s)",
                 path.display(),
                 snapshot.info.version.as_deref().unwrap_or("(none)"),
                 snapshot.info.problems.len()
             );
             for problem in &snapshot.info.problems {
-                println!("  {problem}");
+                let _ = writeln!(out, "  {problem}");
             }
             ExitCode::SUCCESS
         }

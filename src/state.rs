@@ -188,6 +188,12 @@ fn log_accepted(snapshot: &Snapshot) {
         c.program_records,
         info.problems.len()
     );
+    if c.subnets == 0 || snapshot.eligible_edge_ids().is_empty() {
+        log::warn!(
+            "routing snapshot from {} has no subnets or no eligible edge: every routed request gets 404",
+            info.source
+        );
+    }
     for problem in info.problems.iter().take(PROBLEMS_LOGGED) {
         log::warn!("routing snapshot from {}: {problem}", info.source);
     }

@@ -161,8 +161,12 @@ impl ProxyHttp for RouterProxy {
     ) -> Result<()> {
         ctx.started = Instant::now();
         session.set_pipelining_enabled(true);
-        let keepalive = self.settings.load().config.http.keepalive_timeout_secs;
-        session.set_keepalive(Some(keepalive));
+        // Only where Pingora allows reuse (HTTP/1.1, no `Connection: close`, not shutting
+        // down): there, bound the idle time, which Pingora leaves unlimited.
+        if session.get_keepalive().is_some() {
+            let keepalive = self.settings.load().config.http.keepalive_timeout_secs;
+            session.set_keepalive(Some(keepalive));
+        }
         Ok(())
     }
 
