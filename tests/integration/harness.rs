@@ -17,8 +17,8 @@ pub const BOUND: Duration = Duration::from_secs(10);
 const POLL_EVERY: Duration = Duration::from_millis(50);
 /// Start attempts (a port picked as free may be taken before the router binds it).
 const START_ATTEMPTS: usize = 3;
-/// What Pingora logs when a listen address is taken (it then retries for 30 s).
-const PORT_IN_USE: &str = "is in use";
+/// What the router prints when a listen address is taken at start-up (it then exits 2).
+const PORT_IN_USE: &str = "Address already in use";
 
 pub const ROUTING_FILE: &str = "routing.json";
 pub const CONFIG_FILE: &str = "cti-kaltura.yaml";
