@@ -4,6 +4,7 @@
 
 pub mod affinity;
 mod compile;
+pub mod diff;
 mod load;
 pub mod model;
 pub mod prefix_table;
@@ -187,6 +188,11 @@ impl ContentTable {
             .map(|&e| slots[e as usize])
             .find(|&i| i != NO_CONTENT)
             .map(|i| &self.paths[i as usize])
+    }
+
+    /// Every epg id with content, in no particular order.
+    pub fn epg_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_epg_id.keys().map(|k| &**k)
     }
 
     /// Every encryption's content for `epg_id` in `protocol` (indexed like [`Encryption`]).

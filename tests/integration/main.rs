@@ -10,3 +10,4 @@ mod management;
 mod proxies;
 mod reload;
 mod routes;
+mod snapshot_cli;
