@@ -228,3 +228,26 @@ fn routes_default_to_redirect_and_weighted_random() {
         ]
     );
 }
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let production = std::fs::read_to_string(root.join("conf/cti-kaltura.production.yaml"))
+        .unwrap()
+        .replace("/etc/cti-kaltura/admin-token", &token.display().to_string())
+        .replace(
+            "/etc/cti-kaltura/management-token",
+            &token.display().to_string(),
+        );
+    let c = Config::from_yaml(&production).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.routing.admin_api.is_some());
+    assert_eq!(
+        c.routes.get(crate::routing::RouteKind::Live).selection,
+        SelectionPolicy::Consistent
+    );
+    let demo = std::fs::read_to_string(root.join("conf/cti-kaltura.yaml")).unwrap();
+    Config::from_yaml(&demo).unwrap_or_else(|e| panic!("{e}"));
+}
