@@ -123,26 +123,26 @@ impl<'a> Section<'a> {
         }
     }
 
-    /// An unsigned integer within `range`, or `default` when absent.
-    pub fn u64_in(
+    /// A number of type `T` within `range`, or `default` when absent; `convert` rejects
+    /// numbers of the wrong kind, `kind` names the expected kind in the error.
+    fn number_in<T: PartialOrd + std::fmt::Display + Copy>(
         &mut self,
         key: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
         errors: &mut Errors,
-    ) -> u64 {
+        convert: fn(&serde_yaml::Number) -> Option<T>,
+        kind: &str,
+    ) -> T {
         match self.value(key) {
             None => default,
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Value::Number(n)) => match convert(n) {
                 Some(v) if range.contains(&v) => v,
                 _ => {
+                    let (low, high) = (range.start(), range.end());
                     errors.push(
                         self.key_path(key),
-                        format!(
-                            "must be a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
+                        format!("must be {kind} from {low} to {high}"),
                     );
                     default
                 }
@@ -157,6 +157,24 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// An unsigned integer within `range`, or `default` when absent.
+    pub fn u64_in(
+        &mut self,
+        key: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        errors: &mut Errors,
+    ) -> u64 {
+        self.number_in(
+            key,
+            default,
+            range,
+            errors,
+            serde_yaml::Number::as_u64,
+            "a whole number",
+        )
+    }
+
     /// A number within `range`, or `default` when absent.
     pub fn f64_in(
         &mut self,
@@ -165,26 +183,14 @@ impl<'a> Section<'a> {
         range: std::ops::RangeInclusive<f64>,
         errors: &mut Errors,
     ) -> f64 {
-        match self.value(key) {
-            None => default,
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(v) if range.contains(&v) => v,
-                _ => {
-                    errors.push(
-                        self.key_path(key),
-                        format!("must be a number from {} to {}", range.start(), range.end()),
-                    );
-                    default
-                }
-            },
-            Some(other) => {
-                errors.push(
-                    self.key_path(key),
-                    format!("expected a number, found {}", type_name(other)),
-                );
-                default
-            }
-        }
+        self.number_in(
+            key,
+            default,
+            range,
+            errors,
+            serde_yaml::Number::as_f64,
+            "a number",
+        )
     }
 
     /// A list of strings, each parsed by `parse`; a bad item is reported as `key[i]`.

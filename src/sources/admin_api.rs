@@ -232,7 +232,7 @@ impl BackgroundService for AdminApiSource {
         loop {
             let outcome = tokio::select! {
                 _ = shutdown.changed() => return,
-                Some(request) = async { match refresh.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                Some(request) = super::next_request(&mut refresh) => {
                     log::info!("refresh requested{}", if request.force { " (force)" } else { "" });
                     let outcome = self.refresh(request.force).await;
                     let _ = request.reply.send(outcome.clone());

@@ -134,7 +134,7 @@ impl BackgroundService for FileSource {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                Some(request) = async { match refresh.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                Some(request) = super::next_request(&mut refresh) => {
                     log::info!("reloading the routing file on request");
                     let _ = request.reply.send(self.reload());
                 }

@@ -68,3 +68,12 @@ pub type RefreshReceiver = mpsc::Receiver<RefreshRequest>;
 pub fn refresh_channel() -> (RefreshSender, RefreshReceiver) {
     mpsc::channel(16)
 }
+
+/// The next refresh request, or never when there is no receiver (lets a `select!` branch
+/// wait on an optional channel).
+pub async fn next_request(receiver: &mut Option<RefreshReceiver>) -> Option<RefreshRequest> {
+    match receiver.as_mut() {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
