@@ -144,6 +144,10 @@ impl RouterProxy {
 impl ProxyHttp for RouterProxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules: the router never compresses (redirects have no body, proxied
+    /// video is already compressed), and each module costs work on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
