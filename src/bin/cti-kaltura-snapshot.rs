@@ -11,7 +11,7 @@ use cti_kaltura::sources::file::load_file;
 use cti_kaltura::sources::guard;
 use std::fmt::Display;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -49,7 +49,7 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> Result<Snapshot, ExitCode> {
+fn load(path: &Path) -> Result<Snapshot, ExitCode> {
     load_file(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(1)

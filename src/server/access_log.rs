@@ -46,7 +46,7 @@ pub fn write(record: &AccessRecord, status: u16, took: Duration, json: bool) {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         log::info!(
             target: "access",
-            "time={} client={} peer={} method={} path={} status={status} edge={} region={} subnet={} reason={} duration_us={micros}",
+            "time={} client={} peer={} method={} path={} status={status} edge={} region_id={} subnet_id={} reason={} duration_us={micros}",
             humantime_now(),
             opt(record.client_ip.map(|ip| ip.to_string())),
             opt(peer.map(|ip| ip.to_string())),

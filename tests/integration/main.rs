@@ -7,6 +7,7 @@ mod data;
 mod harness;
 mod http;
 mod management;
+mod operations;
 mod proxies;
 mod reload;
 mod routes;
