@@ -211,7 +211,9 @@ impl Management {
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
                 .unwrap_or("");
             if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
                 return text(401, "missing or wrong bearer token");

@@ -27,6 +27,27 @@ pub fn backoff(failures: u32, max: Duration, random_unit: f64) -> Duration {
         .mul_f64(0.5 + 0.5 * random_unit.clamp(0.0, 1.0))
 }
 
+/// A refused snapshot: polls ask "anything newer than this?" instead of downloading it again,
+/// and a refusal repeated at every poll is logged once.
+#[derive(Debug, Clone)]
+struct Refusal {
+    etag: Option<String>,
+    version: Option<String>,
+    reasons: Vec<String>,
+}
+
+/// How a fetch conditions its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// A timer poll: nothing newer than what was last accepted or refused.
+    Poll,
+    /// A requested refresh (push, SIGHUP): nothing newer than what is in service, so a refused
+    /// snapshot is judged again (under a guard setting that may have changed).
+    Request,
+    /// A forced refresh: always download.
+    None,
+}
+
 /// A fetched body that is new (not a 304).
 struct Fetched {
     body: Vec<u8>,
@@ -39,8 +60,8 @@ pub struct AdminApiSource {
     state: Arc<RouterState>,
     etag: Mutex<Option<String>>,
     refresh: Mutex<Option<RefreshReceiver>>,
-    /// The reasons of the last refusal, so a snapshot refused at every poll is logged once.
-    last_refusal: Mutex<Option<Vec<String>>>,
+    /// The last snapshot the guard refused, until one is accepted.
+    refused: Mutex<Option<Refusal>>,
 }
 
 /// Renders an error with its causes (`error sending request: connection refused`).
@@ -76,7 +97,7 @@ impl AdminApiSource {
             state,
             etag: Mutex::new(etag),
             refresh: Mutex::new(Some(refresh)),
-            last_refusal: Mutex::new(None),
+            refused: Mutex::new(None),
         })
     }
 
@@ -97,18 +118,35 @@ impl AdminApiSource {
         }
     }
 
-    /// One conditional GET. `Ok(None)` is a 304.
+    /// The ETag a fetch sends in `If-None-Match`, and whether it is a refused snapshot's.
+    /// Nothing while no snapshot is in service: a 304 could not give the router one.
+    fn condition_etag(&self, condition: Condition) -> Option<(String, bool)> {
+        self.state.snapshot()?;
+        let accepted = || self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match condition {
+            Condition::None => None,
+            Condition::Request => accepted().map(|e| (e, false)),
+            Condition::Poll => {
+                let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+                match refused.as_ref().and_then(|r| r.etag.clone()) {
+                    Some(etag) => Some((etag, true)),
+                    None => accepted().map(|e| (e, false)),
+                }
+            }
+        }
+    }
+
+    /// One GET, conditional on `etag`. `Ok(None)` is a 304.
     async fn fetch(
         &self,
         api: &AdminApiConfig,
-        conditional: bool,
+        etag: Option<&str>,
     ) -> Result<Option<Fetched>, String> {
         let mut request = self.client.get(&api.url).timeout(api.timeout);
         if let Some(token) = &api.token {
             request = request.bearer_auth(token);
         }
-        let etag = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let (true, Some(etag)) = (conditional, etag) {
+        if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
         let mut response = request.send().await.map_err(|e| error_chain(&e))?;
@@ -144,8 +182,8 @@ impl AdminApiSource {
     }
 
     /// Fetches, validates, guards, persists and publishes. `force` skips the guard and the
-    /// conditional request.
-    pub async fn refresh(&self, force: bool) -> RefreshOutcome {
+    /// conditional request; `condition` says what a 304 is measured against.
+    pub async fn refresh(&self, force: bool, condition: Condition) -> RefreshOutcome {
         let settings = self.settings.current();
         let routing = &settings.config.routing;
         let Some(api) = routing.admin_api.as_ref() else {
@@ -154,8 +192,28 @@ impl AdminApiSource {
             };
         };
         let source = api.url.as_str();
-        let fetched = match self.fetch(api, !force).await {
+        let condition = if force { Condition::None } else { condition };
+        let sent = self.condition_etag(condition);
+        let fetched = match self
+            .fetch(api, sent.as_ref().map(|(e, _)| e.as_str()))
+            .await
+        {
             Ok(Some(fetched)) => fetched,
+            Ok(None) if sent.as_ref().is_some_and(|(_, refused)| *refused) => {
+                // Still the snapshot the guard refused: nothing new, and not current either.
+                let refused = self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let (version, reasons) =
+                    refused.map(|r| (r.version, r.reasons)).unwrap_or_default();
+                crate::metrics::METRICS
+                    .snapshot_fetches
+                    .with_label_values(&["refused"])
+                    .inc();
+                return RefreshOutcome::Refused { version, reasons };
+            }
             Ok(None) => {
                 self.state.mark_unchanged();
                 let version = self.state.snapshot().and_then(|s| s.info.version.clone());
@@ -188,9 +246,13 @@ impl AdminApiSource {
         let version = snapshot.info.version.clone();
         if let (false, Some(current)) = (force, self.state.snapshot()) {
             if let Err(reasons) = guard::check(&current, &snapshot, &routing.guard) {
-                let mut last = self.last_refusal.lock().unwrap_or_else(|e| e.into_inner());
-                let repeat = last.as_ref() == Some(&reasons);
-                *last = Some(reasons.clone());
+                let mut last = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+                let repeat = last.as_ref().is_some_and(|r| r.reasons == reasons);
+                *last = Some(Refusal {
+                    etag: fetched.etag.clone(),
+                    version: version.clone(),
+                    reasons: reasons.clone(),
+                });
                 drop(last);
                 let summary = RefusedSummary {
                     version: version.clone(),
@@ -199,13 +261,10 @@ impl AdminApiSource {
                     reasons: reasons.clone(),
                 };
                 self.state.refuse(summary, !repeat);
-                // Polls then ask "anything newer than the refused one?" instead of downloading
-                // it again every interval; a forced refresh fetches unconditionally.
-                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = fetched.etag;
                 return RefreshOutcome::Refused { version, reasons };
             }
         }
-        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Some(dir) = &routing.state_dir {
             if let Err(e) = persist::save(dir, &fetched.body, fetched.etag.as_deref()) {
                 log::error!("cannot persist the snapshot to {}: {e} (routing goes on; a restart during an admin outage would start from an older state)", dir.display());
@@ -234,11 +293,11 @@ impl BackgroundService for AdminApiSource {
                 _ = shutdown.changed() => return,
                 Some(request) = super::next_request(&mut refresh) => {
                     log::info!("refresh requested{}", if request.force { " (force)" } else { "" });
-                    let outcome = self.refresh(request.force).await;
+                    let outcome = self.refresh(request.force, Condition::Request).await;
                     let _ = request.reply.send(outcome.clone());
                     outcome
                 }
-                _ = tokio::time::sleep_until(next_fetch) => self.refresh(false).await,
+                _ = tokio::time::sleep_until(next_fetch) => self.refresh(false, Condition::Poll).await,
             };
             if matches!(outcome, RefreshOutcome::Failed { .. }) {
                 failures = failures.saturating_add(1);

@@ -2,6 +2,7 @@
 //! (IPv4 and IPv6) with its own temp directory, config and routing file, and spoken to over
 //! real HTTP/1.1 connections.
 
+mod admin_api;
 mod cli;
 mod data;
 mod harness;
