@@ -5,11 +5,14 @@
 mod admin_api;
 mod cli;
 mod data;
+mod fake_edge;
 mod harness;
+mod health;
 mod http;
 mod management;
 mod operations;
 mod proxies;
+mod proxy_mode;
 mod reload;
 mod routes;
 mod snapshot_cli;
