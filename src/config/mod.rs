@@ -234,6 +234,12 @@ pub struct AccessLogConfig {
 pub struct HttpConfig {
     /// Idle time after which a keep-alive connection is closed.
     pub keepalive_timeout_secs: u64,
+    /// Longest request target (path and query) answered; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Most request headers answered; more gets 431.
+    pub max_header_count: usize,
+    /// Largest total of header names and values answered; larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 /// How redirects are built (`router.redirect`).
@@ -390,7 +396,12 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let health = read_health(router.section("health", errors), errors);
 
     let mut http = router.section("http", errors);
-    let keepalive_timeout_secs = http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors);
+    let http_config = HttpConfig {
+        keepalive_timeout_secs: http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors),
+        max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_536, errors) as usize,
+        max_header_count: http.u64_in("max_header_count", 64, 1..=256, errors) as usize,
+        max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_048_576, errors) as usize,
+    };
     http.finish(errors);
 
     let mut redirect = router.section("redirect", errors);
@@ -425,9 +436,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
             trusted_proxies: TrustedProxies(trusted_proxies),
         },
         health,
-        http: HttpConfig {
-            keepalive_timeout_secs,
-        },
+        http: http_config,
         redirect: RedirectConfig {
             append_query_string,
         },

@@ -3,7 +3,7 @@
 //! chosen edge with one retry on another edge of the region if the connection fails.
 
 use super::access_log::{self, AccessRecord};
-use crate::config::Mode;
+use crate::config::{HttpConfig, Mode};
 use crate::metrics::{kind_label, outcome_label, KINDS, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
 use crate::routing::{decide, BadRequest, EdgeTarget, NotFound, Outcome, RequestFacts};
 use crate::settings::SharedSettings;
@@ -24,6 +24,8 @@ pub const BODY_INVALID: &str = "Request invalid";
 pub const BODY_METHOD: &str = "Method not allowed";
 pub const BODY_UNAVAILABLE: &str = "No routing data loaded yet";
 pub const BODY_BAD_GATEWAY: &str = "Edge server unavailable";
+pub const BODY_URI_TOO_LONG: &str = "Request URI too long";
+pub const BODY_HEADERS_TOO_LARGE: &str = "Request headers too large";
 const CACHE_CONTROL: &str = "max-age=0, private, must-revalidate";
 
 pub struct RouterProxy {
@@ -65,6 +67,22 @@ fn reason(outcome: &Outcome, proxied: bool, panic: bool) -> &'static str {
         Outcome::MethodNotAllowed => "method_not_allowed",
         Outcome::NoSnapshot => "no_snapshot",
     }
+}
+
+/// The 4xx answer for a request over the configured size limits, if it is.
+fn over_limits(req: &RequestHeader, limits: &HttpConfig) -> Option<(u16, &'static str)> {
+    if req.raw_path().len() > limits.max_uri_bytes {
+        return Some((414, BODY_URI_TOO_LONG));
+    }
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if req.headers.len() > limits.max_header_count || header_bytes > limits.max_header_bytes {
+        return Some((431, BODY_HEADERS_TOO_LARGE));
+    }
+    None
 }
 
 /// Status and body of each non-redirect outcome.
@@ -181,6 +199,12 @@ impl ProxyHttp for RouterProxy {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let req = session.req_header();
         let settings = self.settings.load();
+        if let Some((status, body)) = over_limits(req, &settings.config.http) {
+            ctx.outcome = outcome_label(&Outcome::BadRequest(BadRequest::Path));
+            drop(settings);
+            write_text(session, status, body, None).await?;
+            return Ok(true);
+        }
         let policy = &settings.policy;
         let snapshot = self.state.snapshot_guard();
         let facts = RequestFacts {

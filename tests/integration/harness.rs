@@ -78,6 +78,8 @@ pub struct ConfigSpec {
     pub health_block: Option<Vec<String>>,
     /// Replaces the `routing:` section (YAML lines below `routing:`, unindented).
     pub routing_block: Option<Vec<String>>,
+    /// Lines added to the `http:` section (below `keepalive_timeout_secs`).
+    pub http_lines: Vec<String>,
 }
 
 impl ConfigSpec {
@@ -92,6 +94,7 @@ impl ConfigSpec {
             extra_router_lines: Vec::new(),
             health_block: None,
             routing_block: None,
+            http_lines: Vec::new(),
         }
     }
 
@@ -151,6 +154,9 @@ impl ConfigSpec {
             "  http:\n    keepalive_timeout_secs: {}\n",
             self.keepalive_timeout_secs
         ));
+        for line in &self.http_lines {
+            y.push_str(&format!("    {line}\n"));
+        }
         y.push_str("  redirect:\n    append_query_string: true\n");
         for line in &self.extra_router_lines {
             y.push_str(&format!("  {line}\n"));
@@ -255,6 +261,7 @@ pub struct Setup {
     extra_router_lines: Vec<String>,
     health_block: Option<Vec<String>>,
     routing_block: Option<Vec<String>>,
+    http_lines: Vec<String>,
     expect_snapshot: Option<bool>,
 }
 
@@ -269,8 +276,15 @@ impl Setup {
             extra_router_lines: Vec::new(),
             health_block: None,
             routing_block: None,
+            http_lines: Vec::new(),
             expect_snapshot: None,
         }
+    }
+
+    /// Adds lines to the `http:` section (e.g. `max_uri_bytes: 1024`).
+    pub fn http(mut self, lines: &[&str]) -> Setup {
+        self.http_lines.extend(lines.iter().map(|s| s.to_string()));
+        self
     }
 
     /// Adds raw YAML lines under `router:` (e.g. `routes: {vod: {mode: proxy}}`,
@@ -381,6 +395,7 @@ impl Setup {
             spec.extra_router_lines = self.extra_router_lines.clone();
             spec.health_block = self.health_block.clone();
             spec.routing_block = self.routing_block.clone();
+            spec.http_lines = self.http_lines.clone();
             fs::write(&config_path, spec.to_yaml(dir.path())).expect("write config");
             let stderr_path = dir.path().join(format!("router-{attempt}.stderr"));
             let stdout = fs::File::create(dir.path().join(format!("router-{attempt}.stdout")))

@@ -9,6 +9,7 @@ mod fake_edge;
 mod harness;
 mod health;
 mod http;
+mod limits;
 mod management;
 mod operations;
 mod proxies;
