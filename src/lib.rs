@@ -10,3 +10,4 @@ pub mod settings;
 pub mod snapshot;
 pub mod sources;
 pub mod state;
+pub mod synthetic;

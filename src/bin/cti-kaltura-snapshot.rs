@@ -1,5 +1,5 @@
 //! `cti-kaltura-snapshot`: the operator's companion for routing snapshots — check a file,
-//! diff two, explain a routing decision offline.
+//! diff two, explain a routing decision offline, generate synthetic data.
 
 use clap::{Parser, Subcommand};
 use cti_kaltura::config::GuardConfig;
@@ -46,6 +46,23 @@ enum Command {
         file: PathBuf,
         ip: String,
         path: String,
+    },
+    /// Write a synthetic snapshot (the benchmarks' generator) as JSON.
+    Gen {
+        /// `full` (100,000 subnets, 10,000 channels, 1,000,000 records) or `smoke` (small).
+        #[arg(long, default_value = "smoke")]
+        scale: String,
+        #[arg(long)]
+        subnets: Option<usize>,
+        #[arg(long)]
+        channels: Option<usize>,
+        #[arg(long)]
+        programs: Option<usize>,
+        #[arg(long, default_value_t = cti_kaltura::synthetic::SEED)]
+        seed: u64,
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -178,6 +195,49 @@ fn route(file: PathBuf, ip: String, path: String) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[allow(clippy::too_many_arguments)]
+fn gen(
+    scale: &str,
+    subnets: Option<usize>,
+    channels: Option<usize>,
+    programs: Option<usize>,
+    seed: u64,
+    output: Option<PathBuf>,
+) -> ExitCode {
+    use cti_kaltura::synthetic::{generate, Scale};
+    let mut scale = match scale {
+        "full" => Scale::FULL,
+        "smoke" => Scale::SMOKE,
+        other => {
+            eprintln!("--scale {other}: use `full` or `smoke`");
+            return ExitCode::from(2);
+        }
+    };
+    scale.subnets = subnets.unwrap_or(scale.subnets);
+    scale.channels = channels.unwrap_or(scale.channels);
+    scale.programs = programs.unwrap_or(scale.programs);
+    let generated = generate(&scale, seed);
+    let c = generated.counts;
+    eprintln!(
+        "generated {} regions, {} subnets ({} IPv6), {} servers, {} channels, {} streams, {} programs, {} records: {} bytes",
+        c.regions, c.subnets, c.v6_subnets, c.servers, c.linear_channels, c.tv_streams, c.programs,
+        c.program_records, generated.json.len()
+    );
+    let written = match output {
+        Some(path) => std::fs::write(&path, generated.json.as_bytes()),
+        None => std::io::stdout()
+            .lock()
+            .write_all(generated.json.as_bytes()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write the snapshot: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { file } => check(file),
@@ -188,5 +248,13 @@ fn main() -> ExitCode {
             show,
         } => diff(old, new, max_removed_fraction, show),
         Command::Route { file, ip, path } => route(file, ip, path),
+        Command::Gen {
+            scale,
+            subnets,
+            channels,
+            programs,
+            seed,
+            output,
+        } => gen(&scale, subnets, channels, programs, seed, output),
     }
 }
