@@ -10,6 +10,7 @@ use cti_kaltura::sources::refresh_channel;
 use cti_kaltura::state::RouterState;
 use pingora::server::configuration::{Opt, ServerConf};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -101,6 +102,18 @@ fn main() -> ExitCode {
     server.run_forever()
 }
 
+/// Binds `addr` the way Pingora will (IPv6 listeners IPv6-only), then lets it go.
+fn try_bind(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)
+}
+
 /// Every configured listener can be bound now (none is taken by another process).
 fn check_listeners(config: &Config) -> Result<(), Vec<String>> {
     let listeners = config
@@ -114,7 +127,7 @@ fn check_listeners(config: &Config) -> Result<(), Vec<String>> {
         )]);
     let errors: Vec<String> = listeners
         .filter_map(|(key, addr)| {
-            std::net::TcpListener::bind(addr)
+            try_bind(addr)
                 .err()
                 .map(|e| format!("{key}: cannot listen on {addr}: {e}"))
         })
@@ -174,6 +187,11 @@ fn test_config(shown: &str, config: &Config) -> ExitCode {
             for problem in &snapshot.info.problems {
                 let _ = writeln!(out, "  {problem}");
             }
+            ExitCode::SUCCESS
+        }
+        // The persisted admin snapshot is a cache: the router starts without it and fetches.
+        Err(e) if key == "router.routing.state_dir" => {
+            eprintln!("{shown}: warning: {key}: persisted snapshot not usable ({e}); the router will fetch from the admin API");
             ExitCode::SUCCESS
         }
         Err(e) => {

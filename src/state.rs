@@ -60,6 +60,7 @@ impl RouterState {
     pub fn publish(&self, mut snapshot: Snapshot) {
         self.health.attach(&mut snapshot);
         log_accepted(&snapshot);
+        *self.last_refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
         record_metrics(&snapshot);
         self.mark_success();
         self.snapshot.store(Some(Arc::new(snapshot)));

@@ -35,7 +35,7 @@ enum Command {
         old: PathBuf,
         new: PathBuf,
         /// The guard's largest removed fraction (router.routing.guard.max_removed_fraction).
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = fraction)]
         max_removed_fraction: f64,
         /// How many ids to list per change.
         #[arg(long, default_value_t = 20)]
@@ -64,6 +64,14 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// A number from 0 to 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err("must be a number from 0 to 1".to_string()),
+    }
 }
 
 fn load(path: &Path) -> Result<Snapshot, ExitCode> {

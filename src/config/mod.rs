@@ -280,6 +280,7 @@ impl Config {
         let mut config = Config::from_yaml(&text)?;
         let dir = path.parent();
         config.routing.file = config.routing.file.map(|f| resolve_relative(&f, dir));
+        config.routing.state_dir = config.routing.state_dir.map(|d| resolve_relative(&d, dir));
         Ok(config)
     }
 
@@ -320,14 +321,19 @@ impl Config {
 /// otherwise from the config file's directory (so `/etc/cti-kaltura/cti-kaltura.yaml` can say
 /// `file: routing.yaml` whatever the service's working directory is).
 pub fn resolve_relative(file: &Path, config_dir: Option<&Path>) -> PathBuf {
-    if file.is_absolute() || file.exists() {
+    if file.is_absolute() {
         return file.to_path_buf();
+    }
+    // Made absolute: in daemon mode the working directory becomes `/` after start-up.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if cwd.join(file).exists() {
+        return cwd.join(file);
     }
     match config_dir {
         // Not in the working directory: the config's directory, even before the file exists
         // (it is picked up once it appears there).
-        Some(dir) => dir.join(file),
-        None => file.to_path_buf(),
+        Some(dir) => cwd.join(dir).join(file),
+        None => cwd.join(file),
     }
 }
 

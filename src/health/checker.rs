@@ -63,6 +63,17 @@ struct Target {
     url: Option<String>,
 }
 
+/// Whether the active checker checks `server` (and so can bring it back up after failures).
+pub fn is_checked(server: &crate::snapshot::Server) -> bool {
+    server.server_type == ServerType::Edge
+        && server.active
+        && server.healthcheck_enabled
+        && server
+            .healthcheck_path
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
+}
+
 /// Edges with `healthcheck_enabled` that routing could use: EDGE and ACTIVE.
 fn targets(snapshot: &Snapshot) -> Vec<Target> {
     snapshot
@@ -230,6 +241,7 @@ impl HealthChecker {
             }
         }
         self.update_labels(&targets);
+        self.release_unchecked(registry, &snapshot);
         self.evaluate_regions(config, &snapshot);
     }
 
@@ -279,6 +291,23 @@ impl HealthChecker {
             .edge_up
             .with_label_values(&[&target.label])
             .set(server.is_up() as i64);
+    }
+
+    /// A server no longer checked (health check switched off for it, or its path removed)
+    /// counts as up again: nothing else would ever bring it back.
+    fn release_unchecked(&self, registry: &HealthRegistry, snapshot: &Snapshot) {
+        for server in snapshot.servers.iter().filter(|s| !is_checked(s)) {
+            if !server.health.set_up(true) {
+                registry.update_record(server.id, |r| {
+                    r.state = super::hysteresis::Hysteresis::new(true)
+                });
+                log::info!(
+                    "edge {} (id {}) is no longer health-checked: counted as up",
+                    server.domain_name,
+                    server.id
+                );
+            }
+        }
     }
 
     fn report_missing_path(&self, registry: &HealthRegistry, target: &Target) {

@@ -146,6 +146,10 @@ impl RouterProxy {
             return;
         }
         let server = &target.snapshot.servers[target.edge_index as usize];
+        if !crate::health::checker::is_checked(server) {
+            // Nothing would ever bring an unchecked edge back up.
+            return;
+        }
         let registry = self.state.health();
         if registry.observe(server.id, false, health.rise, health.fall) == Some(false) {
             server.health.set_up(false);
@@ -201,6 +205,22 @@ impl ProxyHttp for RouterProxy {
         let settings = self.settings.load();
         if let Some((status, body)) = over_limits(req, &settings.config.http) {
             ctx.outcome = outcome_label(&Outcome::BadRequest(BadRequest::Path));
+            if settings.config.access_log.enabled {
+                ctx.access = Some(Box::new(AccessRecord {
+                    client_ip: Some(peer),
+                    peer: Some(peer),
+                    method: req.method.to_string(),
+                    // Not the whole target: it is what was too long.
+                    path: String::from_utf8_lossy(&req.raw_path()[..req.raw_path().len().min(256)])
+                        .into_owned(),
+                    reason: if status == 414 {
+                        "uri_too_long"
+                    } else {
+                        "headers_too_large"
+                    },
+                    ..AccessRecord::default()
+                }));
+            }
             drop(settings);
             write_text(session, status, body, None).await?;
             return Ok(true);
@@ -377,6 +397,10 @@ impl ProxyHttp for RouterProxy {
                 to.domain_name
             );
             METRICS.upstream_retries.inc();
+            if let Some(record) = ctx.access.as_mut() {
+                record.edge = Some(to.domain_name.to_string());
+                record.reason = "proxy_retried";
+            }
             target.edge_index = edge_index;
             target.retried = true;
             e.set_retry(true);
