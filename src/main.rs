@@ -2,7 +2,8 @@
 //! load the routing snapshot, then run the Pingora server.
 
 use cti_kaltura::config::Config;
-use cti_kaltura::server::{build_server, RoutingSource};
+use cti_kaltura::server::upgrade::SelfUpgrade;
+use cti_kaltura::server::{build_server, Parts, RoutingSource};
 use cti_kaltura::settings::SharedSettings;
 use cti_kaltura::sources::admin_api::AdminApiSource;
 use cti_kaltura::sources::file::{load_file, FileSource};
@@ -18,11 +19,12 @@ use std::process::ExitCode;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    // Until the reloader's handler is installed, a SIGHUP (an early `systemctl reload`) must
-    // not end the process, which is SIGHUP's default action.
+    // Until their handlers are installed, a SIGHUP (an early `systemctl reload`) or SIGUSR2
+    // must not end the process, which is their default action.
     // SAFETY: setting a signal disposition to SIG_IGN before any thread exists.
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR2, libc::SIG_IGN);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut opt = Opt::parse_args();
@@ -90,15 +92,22 @@ fn main() -> ExitCode {
             }
         }
     };
-    let server = build_server(
-        opt,
-        server_conf,
-        conf_path,
+    // Resolved now: in daemon mode the working directory becomes `/`.
+    let conf_path = std::path::absolute(&conf_path).unwrap_or(conf_path);
+    let upgrade = SelfUpgrade {
+        exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cti-kaltura")),
+        conf: conf_path.clone(),
+        daemon: opt.daemon || server_conf.daemon,
+    };
+    let parts = Parts {
+        config_path: conf_path,
         settings,
         source,
-        refresh_tx,
+        refresh: refresh_tx,
         state,
-    );
+        upgrade,
+    };
+    let server = build_server(opt, server_conf, parts);
     server.run_forever()
 }
 

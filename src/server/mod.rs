@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod management;
 pub mod reload;
 pub mod router_proxy;
+pub mod upgrade;
 
 use crate::health::checker::HealthChecker;
 use crate::settings::SharedSettings;
@@ -36,16 +37,27 @@ pub enum RoutingSource {
     AdminApi(AdminApiSource),
 }
 
+/// What the services are built from, besides Pingora's own settings.
+pub struct Parts {
+    /// The configuration file, re-read on SIGHUP.
+    pub config_path: PathBuf,
+    pub settings: SharedSettings,
+    pub source: RoutingSource,
+    pub refresh: RefreshSender,
+    pub state: Arc<RouterState>,
+    pub upgrade: upgrade::SelfUpgrade,
+}
+
 /// Builds the server with every service; `run_forever()` is the caller's.
-pub fn build_server(
-    opt: Opt,
-    server_conf: ServerConf,
-    config_path: PathBuf,
-    settings: SharedSettings,
-    source: RoutingSource,
-    refresh: RefreshSender,
-    state: Arc<RouterState>,
-) -> Server {
+pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
+    let Parts {
+        config_path,
+        settings,
+        source,
+        refresh,
+        state,
+        upgrade,
+    } = parts;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
     let config = settings.current();
@@ -84,6 +96,7 @@ pub fn build_server(
         "edge health checker",
         HealthChecker::new(settings.clone(), state),
     ));
+    server.add_service(background_service("in-place upgrade", upgrade));
     server.add_service(background_service(
         "config reloader",
         reload::ConfigReloader::new(config_path, settings, refresh),

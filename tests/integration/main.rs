@@ -16,4 +16,5 @@ mod proxies;
 mod proxy_mode;
 mod reload;
 mod routes;
+mod self_upgrade;
 mod snapshot_cli;
