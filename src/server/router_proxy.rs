@@ -11,6 +11,7 @@ use crate::snapshot::{Selector, Snapshot};
 use crate::state::RouterState;
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -99,8 +100,9 @@ fn error_answer(outcome: &Outcome) -> (u16, &'static str) {
 async fn write_redirect(session: &mut Session, location: String) -> Result<()> {
     let mut resp = ResponseHeader::build(302, Some(3))?;
     resp.insert_header("Location", location)?;
-    resp.insert_header("Content-Length", "0")?;
-    resp.insert_header("Cache-Control", CACHE_CONTROL)?;
+    // Static values: no copy per answer.
+    resp.insert_header("Content-Length", HeaderValue::from_static("0"))?;
+    resp.insert_header("Cache-Control", HeaderValue::from_static(CACHE_CONTROL))?;
     session.write_response_header(Box::new(resp), true).await
 }
 
@@ -112,10 +114,10 @@ async fn write_text(
 ) -> Result<()> {
     let is_head = session.req_header().method == http::Method::HEAD;
     let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("Content-Type", "text/plain")?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    resp.insert_header("Content-Type", HeaderValue::from_static("text/plain"))?;
+    resp.insert_header("Content-Length", HeaderValue::from(body.len()))?;
     if let Some((name, value)) = extra {
-        resp.insert_header(name, value)?;
+        resp.insert_header(name, HeaderValue::from_static(value))?;
     }
     if is_head {
         return session.write_response_header(Box::new(resp), true).await;
