@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the router against nginx configured from the same snapshot
+# (gen_nginx.py), one worker each, pinned to one core, wrk pinned to the other.
+#
+#   load_testing/bench/bench.sh
+#   ROUNDS=7 DURATION=10 MODES="keepalive close" PROXY=1 PROFILE=1 load_testing/bench/bench.sh
+#
+# 1. Installs nginx (nginx-light) and wrk from Debian packages if missing; builds the router
+#    (cargo build --release; SKIP_BUILD=1 skips it).
+# 2. Redirects: the router on a copy of conf/cti-kaltura.yaml with `threads: 1`,
+#    `work_stealing: false`, health checks and access log off, on the demo snapshot; nginx
+#    from gen_nginx.py on the same snapshot (`worker_processes 1`). Both pinned to SERVER_CPU,
+#    both checked on every URL of urls.txt (must answer 302). Then, per mode (`keepalive`,
+#    `close` = wrk -H 'Connection: close'), ROUNDS rounds of each server, alternating (odd
+#    rounds nginx first, even rounds the router first):
+#        taskset -c CLIENT_CPU wrk -t1 -c64 -dDURATIONs --latency -s urls.lua URL -- urls.txt
+#    Per round: req/s, p50/p99, server CPU time per request (utime+stime from /proc/PID/stat
+#    of the router, or of the nginx master and worker, before and after), core usage.
+# 3. Proxy (PROXY=1): a fake edge (nginx serving 1 KiB and 1 MiB files, pinned to EDGE_CPU)
+#    and, on a snapshot variant where every EDGE is 127.0.0.1:EDGE_PORT, the router with
+#    `routes: {vod: {mode: proxy}}` against nginx with proxy_pass to the same edge (chosen the
+#    same way), keep-alive, for each size in PROXY_SIZES.
+# 4. Profile (PROFILE=1): one extra keep-alive redirect round per server under
+#    `perf record -e cpu-clock -g`; top symbols by self time (not counted in the results).
+#    Instruction counts (CALLGRIND=1, needs valgrind): each server alone under
+#    `valgrind --tool=callgrind`, counters zeroed after a warm-up, CG_DURATION seconds of
+#    wrk -c8: user-space instructions per redirect and the top functions; unlike times, these
+#    counts do not move with the other jobs on the machine.
+# 5. Writes OUT/rounds.jsonl (one line per round), OUT/report.md (medians, ratios
+#    router/nginx), OUT/machine.txt, wrk logs, configs and profiles.
+#
+# Environment (defaults): ROUNDS (5), PROXY_ROUNDS (ROUNDS), DURATION (10, seconds per round),
+#   WARMUP (2), CONNECTIONS (64), WRK_THREADS (1), SERVER_CPU (0), CLIENT_CPU (1),
+#   EDGE_CPU (CLIENT_CPU), MODES ("keepalive close"; "" skips the redirect rounds), PROXY (1),
+#   PROXY_SIZES ("1k 1m"),
+#   PROFILE (1), CALLGRIND (1), CG_DURATION (10), PORT/MGMT_PORT (router, 24101/24102), NGINX_PORT (24181), EDGE_PORT (24190),
+#   URLS (load_testing/bench/urls.txt), OUT (load_testing/results/bench-TIMESTAMP), SKIP_BUILD.
+# Everything listens on and talks to 127.0.0.1 only; every process started here is stopped on
+# exit (trap), and every wrk run is bounded by `timeout`.
+set -euo pipefail
+
+PORT=${PORT:-24101}
+MGMT_PORT=${MGMT_PORT:-24102}
+# shellcheck source=../lib/router.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/router.sh"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=${ROUNDS:-5}
+PROXY_ROUNDS=${PROXY_ROUNDS:-$ROUNDS}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+EDGE_CPU=${EDGE_CPU:-$CLIENT_CPU}
+MODES=${MODES-keepalive close}
+PROXY=${PROXY:-1}
+PROXY_SIZES=${PROXY_SIZES-1k 1m}
+PROFILE=${PROFILE:-1}
+CALLGRIND=${CALLGRIND:-1}
+CG_DURATION=${CG_DURATION:-10}
+NGINX_PORT=${NGINX_PORT:-24181}
+EDGE_PORT=${EDGE_PORT:-24190}
+URLS=${URLS:-$BENCH_DIR/urls.txt}
+OUT=${OUT:-$LT_RESULTS/bench-$(date +%Y%m%d-%H%M%S)}
+ROUTING=$LT_REPO/conf/routing.yaml
+
+lt_init
+lt_on_exit bench_cleanup
+mkdir -p "$OUT"
+chmod 755 "$LT_TMP"
+ROUNDS_FILE=$OUT/rounds.jsonl
+: >"$ROUNDS_FILE"
+
+bench_ensure_tools
+lt_build_router
+for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p"; done
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
+  echo "nginx: $("$NGINX_BIN" -v 2>&1)"
+  echo "wrk: $(wrk --version 2>&1 | head -n 1)"
+  echo "router: $(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$LT_REPO" && git diff --quiet 2>/dev/null || echo ' (working tree modified)')"
+  echo "settings: ROUNDS=$ROUNDS PROXY_ROUNDS=$PROXY_ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU"
+  echo "loadavg at start: $(cat /proc/loadavg)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# run_round SECTION MODE SERVER ROUND PORT URLS_FILE PID [EDGE_PID]
+run_round() {
+  local section=$1 mode=$2 server=$3 round=$4 port=$5 urls=$6 pid=$7 edge_pid=${8:-}
+  local log="$OUT/wrk-$section-$mode-$server-$round.txt" hdr=()
+  [ "$mode" = close ] && hdr=(-H 'Connection: close')
+  local family edge_family="" tb ta eb="" ea="" t0 t1
+  family=$(bench_family "$pid")
+  [ -n "$edge_pid" ] && edge_family=$(bench_family "$edge_pid")
+  cat /proc/stat >"$LT_TMP/stat-before"
+  # shellcheck disable=SC2086
+  tb=$(bench_cpu_ticks $family)
+  # shellcheck disable=SC2086
+  [ -n "$edge_pid" ] && eb=$(bench_cpu_ticks $edge_family)
+  t0=$(date +%s.%N)
+  taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+    --latency "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$log" 2>&1 || true
+  t1=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  ta=$(bench_cpu_ticks $family)
+  # shellcheck disable=SC2086
+  [ -n "$edge_pid" ] && ea=$(bench_cpu_ticks $edge_family)
+  cat /proc/stat >"$LT_TMP/stat-after"
+  local edge_args=()
+  [ -n "$edge_pid" ] && edge_args=(--edge-ticks-before "$eb" --edge-ticks-after "$ea")
+  python3 "$BENCH_DIR/bench_report.py" record "$ROUNDS_FILE" --section "$section" --mode "$mode" \
+    --server "$server" --round "$round" --wrk-log "$log" --ticks-before "$tb" --ticks-after "$ta" \
+    "${edge_args[@]}" --stat-before "$LT_TMP/stat-before" --stat-after "$LT_TMP/stat-after" \
+    --wall "$(python3 -c "print($t1 - $t0)")" \
+    --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU"
+}
+
+warmup() {
+  local port=$1 urls=$2 hdr=()
+  [ "${3:-keepalive}" = close ] && hdr=(-H 'Connection: close')
+  taskset -c "$CLIENT_CPU" timeout $((WARMUP + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" \
+    "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >/dev/null 2>&1 || true
+}
+
+# alternate SECTION MODE URLS_FILE NROUNDS [EDGE_PID]: rounds of both servers, alternating.
+alternate() {
+  local section=$1 mode=$2 urls=$3 n=$4 edge_pid=${5:-} round
+  warmup "$NGINX_PORT" "$urls" "$mode"
+  warmup "$PORT" "$urls" "$mode"
+  for ((round = 1; round <= n; round++)); do
+    if ((round % 2)); then
+      run_round "$section" "$mode" nginx "$round" "$NGINX_PORT" "$urls" "$NGINX_PID" "$edge_pid"
+      run_round "$section" "$mode" router "$round" "$PORT" "$urls" "$ROUTER_PID" "$edge_pid"
+    else
+      run_round "$section" "$mode" router "$round" "$PORT" "$urls" "$ROUTER_PID" "$edge_pid"
+      run_round "$section" "$mode" nginx "$round" "$NGINX_PORT" "$urls" "$NGINX_PID" "$edge_pid"
+    fi
+  done
+}
+
+# Every URL must answer 302 (redirect section) or 200 with SIZE bytes (proxy) from both.
+check_urls() {
+  local expect=$1 urls=$2 port path code
+  for port in "$NGINX_PORT" "$PORT"; do
+    while IFS= read -r path; do
+      case $path in '' | '#'*) continue ;; esac
+      code=$(curl --noproxy '*' -s -o "$LT_TMP/body" -w '%{http_code} %{size_download}' --max-time 5 "http://127.0.0.1:$port$path") || true
+      case $expect in
+        302) [ "${code%% *}" = 302 ] || lt_die "127.0.0.1:$port$path answered $code, not 302" ;;
+        *) [ "$code" = "200 $expect" ] || lt_die "127.0.0.1:$port$path answered '$code', not '200 $expect'" ;;
+      esac
+    done <"$urls"
+  done
+}
+
+# profile NAME PID PORT URLS: perf record of PID during one keep-alive round (not recorded).
+profile() {
+  local name=$1 pid=$2 port=$3 urls=$4
+  local data="$OUT/perf-$name.data"
+  if ! perf record -e cpu-clock -F 999 -g -o "$LT_TMP/perf-probe.data" -- true >/dev/null 2>&1; then
+    bench_log "perf record does not work here: no profile"
+    return 0
+  fi
+  bench_log "profiling $name (pid $pid) for ${DURATION}s"
+  perf record -e cpu-clock -F 2999 -g -p "$pid" -o "$data" -- sleep "$((DURATION + 1))" >"$OUT/perf-$name.log" 2>&1 &
+  local perf_pid=$!
+  bench_track "$perf_pid"
+  sleep 0.5
+  taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+    --latency -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$OUT/wrk-profile-$name.txt" 2>&1 || true
+  wait "$perf_pid" 2>/dev/null || true
+  python3 "$BENCH_DIR/bench_report.py" perf "$data" 15 >"$OUT/profile-$name.md" 2>/dev/null || true
+  perf report -i "$data" --no-children --sort dso --stdio -g none \
+    >"$OUT/profile-$name-dso.txt" 2>/dev/null || true
+}
+
+# callgrind_run NAME PORT READY_URL READY_CODE CMD...: runs CMD under callgrind (pinned to
+# SERVER_CPU), zeroes the counters after a warm-up, counts the instructions of CG_DURATION
+# seconds of load (wrk -c8) and writes OUT/callgrind-NAME.md (instructions per request, top
+# functions). Instruction counts do not depend on the other jobs on the machine.
+callgrind_run() {
+  local name=$1 port=$2 url=$3 want=$4
+  shift 4
+  local out="$OUT/callgrind-$name.out" code start=$SECONDS
+  taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" \
+    >"$OUT/callgrind-$name.log" 2>&1 &
+  local pid=$!
+  bench_track "$pid"
+  while :; do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$OUT/callgrind-$name.log" >&2; lt_die "$name exited under valgrind"; }
+    code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null) || true
+    [ "$code" = "$want" ] && break
+    [ $((SECONDS - start)) -ge 180 ] && lt_die "$name not ready under valgrind after 180 s"
+    sleep 0.5
+  done
+  taskset -c "$CLIENT_CPU" timeout 60 wrk -t1 -c8 -d2s -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$URLS" \
+    >/dev/null 2>&1 || true
+  callgrind_control --zero "$pid" >/dev/null
+  taskset -c "$CLIENT_CPU" timeout $((CG_DURATION + 60)) wrk -t1 -c8 -d"${CG_DURATION}s" -s "$BENCH_DIR/urls.lua" \
+    "http://127.0.0.1:$port" -- "$URLS" >"$OUT/wrk-callgrind-$name.txt" 2>&1 || true
+  callgrind_control --dump=load "$pid" >/dev/null
+  local requests
+  requests=$(sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$OUT/wrk-callgrind-$name.txt")
+  [ -n "$requests" ] && [ -s "$out.1" ] || lt_die "callgrind $name: no requests or no dump"
+  python3 "$BENCH_DIR/bench_report.py" callgrind "$out.1" "$requests" 15 --callers memcpy >"$OUT/callgrind-$name.md"
+  bench_stop_pid "$pid"
+}
+
+# --- redirects ------------------------------------------------------------------------------
+bench_log "redirects: router on 127.0.0.1:$PORT, nginx on 127.0.0.1:$NGINX_PORT, both on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
+lt_make_config "$ROUTING"
+bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$ROUTING"
+python3 "$BENCH_DIR/gen_nginx.py" "$ROUTING" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
+cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
+bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+check_urls 302 "$URLS"
+for mode in $MODES; do
+  bench_log "redirects, $mode: $ROUNDS rounds of ${DURATION}s per server"
+  alternate redirect "$mode" "$URLS" "$ROUNDS"
+done
+if [ "$PROFILE" = 1 ]; then
+  profile router "$ROUTER_PID" "$PORT" "$URLS"
+  profile nginx "$(pgrep -P "$NGINX_PID" | head -n 1)" "$NGINX_PORT" "$URLS"
+fi
+bench_cleanup
+ROUTER_PID="" NGINX_PID=""
+
+# --- instruction counts (callgrind) ---------------------------------------------------------
+if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+  bench_log "callgrind: instructions per redirect, router then nginx (${CG_DURATION}s of wrk -c8 each)"
+  callgrind_run router "$PORT" "http://127.0.0.1:$MGMT_PORT/readyz" 200 \
+    "$LT_BIN" -c "$OUT/router-redirect.yaml"
+  callgrind_run nginx "$NGINX_PORT" "http://127.0.0.1:$NGINX_PORT/static/probe.png" 302 \
+    "$NGINX_BIN" -p "$LT_TMP/nginx-redirect" -c nginx.conf -g 'daemon off; master_process off;'
+elif [ "$CALLGRIND" = 1 ]; then
+  bench_log "valgrind is not installed: no instruction counts (apt-get install valgrind)"
+fi
+
+# --- proxy ----------------------------------------------------------------------------------
+if [ "$PROXY" = 1 ]; then
+  bench_log "proxy: fake edge on 127.0.0.1:$EDGE_PORT (CPU $EDGE_CPU)"
+  edge=$LT_TMP/edge
+  mkdir -p "$edge/www/vod" "$edge/logs" "$edge/tmp"
+  head -c 1024 /dev/urandom >"$edge/www/vod/1k.bin"
+  head -c 1048576 /dev/urandom >"$edge/www/vod/1m.bin"
+  chmod -R a+rX "$edge"
+  user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+  cat >"$edge/nginx.conf" <<EOF
+# Fake edge for the proxy benchmark: static files, no logs.
+$user_line
+worker_processes 1;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {
+        listen 127.0.0.1:$EDGE_PORT backlog=4096;
+        root $edge/www;
+    }
+}
+EOF
+  bench_start_nginx "$edge" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
+  EDGE_PID=$NGINX_PID
+  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
+  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
+  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
+    --proxy vod >&2
+  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
+  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+  for size in $PROXY_SIZES; do
+    urls=$LT_TMP/urls-$size.txt
+    echo "/vod/$size.bin" >"$urls"
+    bytes=$(stat -c %s "$edge/www/vod/$size.bin")
+    check_urls "$bytes" "$urls"
+    bench_log "proxy, $size: $PROXY_ROUNDS rounds of ${DURATION}s per server"
+    alternate proxy "$size" "$urls" "$PROXY_ROUNDS" "$EDGE_PID"
+  done
+  bench_cleanup
+fi
+
+echo "loadavg at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
+python3 "$BENCH_DIR/bench_report.py" report "$ROUNDS_FILE" >"$OUT/report.md"
+{
+  cat "$OUT/machine.txt"
+  echo
+  cat "$OUT/report.md"
+  for name in router nginx; do
+    if [ -s "$OUT/profile-$name.md" ]; then
+      echo "### perf, $name (cpu-clock samples of one keep-alive round)"
+      cat "$OUT/profile-$name.md"
+      echo
+    fi
+  done
+  for name in router nginx; do
+    if [ -s "$OUT/callgrind-$name.md" ]; then
+      echo "### callgrind, $name"
+      cat "$OUT/callgrind-$name.md"
+      echo
+    fi
+  done
+} >&2
+bench_log "results in $OUT"

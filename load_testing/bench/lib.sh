@@ -1,0 +1,160 @@
+# shellcheck shell=bash
+# Shared by bench.sh and check_equivalence.sh (source it after load_testing/lib/router.sh and
+# lt_init): installs nginx and wrk, derives router configs, starts and stops nginx and the
+# router pinned to a CPU, reads process CPU time. Every process started here is registered and
+# stopped by the exit trap of router.sh (lt_init).
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_PIDS=()
+CLK_TCK=$(getconf CLK_TCK)
+
+bench_log() { printf '[bench] %s\n' "$*" >&2; }
+
+# apt-get install PACKAGES (as root, or through sudo).
+bench_apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || lt_die "need root or sudo to install: $*"
+    sudo="sudo"
+  fi
+  bench_log "installing $* (apt-get)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+    { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } ||
+    lt_die "apt-get install $* failed"
+}
+
+# nginx (Debian's nginx-light, or nginx) and wrk, from Debian packages when missing. The
+# packaged nginx service is never used: every nginx here runs with its own prefix.
+bench_ensure_tools() {
+  local want=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
+  command -v wrk >/dev/null || want+=(wrk)
+  if [ "${#want[@]}" -gt 0 ]; then
+    bench_apt_install "${want[@]}" || true
+    if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then bench_apt_install nginx; fi
+  fi
+  NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+  [ -x "$NGINX_BIN" ] || lt_die "nginx is not installed"
+  command -v wrk >/dev/null || lt_die "wrk is not installed"
+  command -v taskset >/dev/null || bench_apt_install util-linux
+}
+
+# Registers a PID to be stopped at exit.
+bench_track() { BENCH_PIDS+=("$1"); }
+
+# SIGTERM (or $2), up to 10 s, then SIGKILL; only this PID.
+bench_stop_pid() {
+  local pid=$1 sig=${2:-TERM}
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$sig" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+  local i
+  for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do
+    bench_stop_pid "${BENCH_PIDS[i]}" "${BENCH_STOP_SIGNAL:-TERM}"
+  done
+  BENCH_PIDS=()
+}
+
+# Waits until HOST:PORT accepts connections (up to $3 s, default 20).
+bench_wait_port() {
+  local host=$1 port=$2 limit=${3:-20} start=$SECONDS
+  until lt_listening "$host" "$port"; do
+    [ $((SECONDS - start)) -ge "$limit" ] && return 1
+    sleep 0.1
+  done
+}
+
+# Refuses a port that is already taken (the load would go to someone else's server).
+bench_port_free() {
+  if lt_listening 127.0.0.1 "$1"; then
+    lt_die "127.0.0.1:$1 is already in use; choose other ports (see the variables in $0)"
+  fi
+}
+
+# bench_start_nginx DIR PORT LOG [CPU]: runs nginx in the foreground of a background job
+# (master + 1 worker), optionally pinned to CPU; sets NGINX_PID (the master).
+bench_start_nginx() {
+  local dir=$1 port=$2 log=$3 cpu=${4:-}
+  bench_port_free "$port"
+  "$NGINX_BIN" -t -q -p "$dir" -c nginx.conf -g 'daemon off;' >"$log" 2>&1 ||
+    { cat "$log" >&2; lt_die "nginx -t failed for $dir/nginx.conf"; }
+  if [ -n "$cpu" ]; then
+    taskset -c "$cpu" "$NGINX_BIN" -p "$dir" -c nginx.conf -g 'daemon off;' >>"$log" 2>&1 &
+  else
+    "$NGINX_BIN" -p "$dir" -c nginx.conf -g 'daemon off;' >>"$log" 2>&1 &
+  fi
+  NGINX_PID=$!
+  bench_track "$NGINX_PID"
+  bench_wait_port 127.0.0.1 "$port" 20 || { cat "$log" >&2; lt_die "nginx ($dir) did not listen on $port"; }
+}
+
+# bench_router_config SRC DST ROUTING_FILE [proxy]: a copy of the load-test config SRC (from
+# lt_make_config) with one worker thread, no work stealing, access log off and the given
+# routing file; with `proxy`, VOD in proxy mode.
+bench_router_config() {
+  python3 - "$1" "$2" "$3" "${4:-}" <<'EOF' || lt_die "cannot derive a benchmark config from $1"
+import re, sys
+src, dst, routing, proxy = sys.argv[1:]
+text = open(src).read()
+edits = [
+    (r"(?m)^threads:\s*\d+\s*$", "threads: 1"),
+    (r"(?m)^work_stealing:.*$", "work_stealing: false"),
+    (r"(?m)^(\s*file:\s*).*$", rf'\1"{routing}"'),
+]
+for pattern, repl in edits:
+    text, n = re.subn(pattern, repl, text)
+    if n != 1:
+        sys.exit(f"{src}: expected one match of {pattern!r}, found {n}")
+extra = "  access_log:\n    enabled: false\n"
+if proxy == "proxy":
+    extra += "  routes:\n    vod: {mode: proxy}\n  proxy:\n    connect_timeout_ms: 1000\n"
+text, n = re.subn(r"(?m)^router:\s*\n", lambda m: m.group(0) + extra, text)
+if n != 1:
+    sys.exit(f"{src}: no top-level router: section")
+open(dst, "w").write(text)
+EOF
+  "$LT_BIN" -c "$2" -t >"$2.test.log" 2>&1 || { cat "$2.test.log" >&2; lt_die "$2 does not validate"; }
+}
+
+# bench_start_router CONFIG LOG CPU MGMT_ADDR: starts the router pinned to CPU, waits for
+# /readyz; sets ROUTER_PID.
+bench_start_router() {
+  local config=$1 log=$2 cpu=$3 mgmt=$4
+  (cd "$LT_REPO" && exec taskset -c "$cpu" "$LT_BIN" -c "$config") >"$log" 2>&1 &
+  ROUTER_PID=$!
+  bench_track "$ROUTER_PID"
+  local start=$SECONDS code
+  while :; do
+    kill -0 "$ROUTER_PID" 2>/dev/null || { tail -n 20 "$log" >&2; lt_die "the router exited during startup"; }
+    code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$mgmt/readyz" 2>/dev/null) || true
+    [ "$code" = 200 ] && break
+    [ $((SECONDS - start)) -ge 30 ] && { tail -n 20 "$log" >&2; lt_die "router not ready after 30 s"; }
+    sleep 0.2
+  done
+}
+
+# utime+stime (clock ticks) of a process, or of an nginx master and its workers.
+bench_cpu_ticks() {
+  local total=0 pid stat f
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    # After "pid (comm) " comes field 3 (state): utime and stime (fields 14, 15) are f[11], f[12].
+    read -r -a f <<<"${stat##*) }"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# The PIDs whose CPU time counts for a server: the process and its direct children.
+bench_family() {
+  local pid=$1
+  echo "$pid" $(pgrep -P "$pid" 2>/dev/null)
+}
