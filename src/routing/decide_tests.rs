@@ -762,3 +762,196 @@ fn weighted_choice_follows_weights_over_many_draws() {
     };
     assert_eq!((edge_at(0), edge_at(u64::MAX)), (41, 43));
 }
+
+// ----- property: the Location is always well formed -----
+
+/// `scheme://host[:port]` and the rest (from the `/` on) of a Location, or why it is not one.
+fn split_location(location: &str) -> Result<(&str, &str, Option<u16>, &str), String> {
+    let (scheme, rest) = location
+        .split_once("://")
+        .ok_or_else(|| "no scheme".to_string())?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?}"));
+    }
+    let slash = rest.find('/').ok_or_else(|| "no path".to_string())?;
+    let (authority, path) = rest.split_at(slash);
+    let (host, port) = match authority.split_once(':') {
+        None => (authority, None),
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) if p > 0 && !port.starts_with('0') => (host, Some(p)),
+            _ => return Err(format!("port {port:?}")),
+        },
+    };
+    Ok((scheme, host, port, path))
+}
+
+/// Path pieces for the generator: grammar words, hostile characters, escapes and unicode.
+const PATH_PIECES: &[&str] = &[
+    "a", "Z", "0", "9", "_", "-", "~", "epg_1", "epg_2", "epg_3", "p_1", "p_2", "hls", "mpd",
+    "hls_wv", "mpd_cenc", "mpd_pr", "hls_xx", "HLS", ".m3u8", ".mpd", "/", "//", "%", "%0d", "%0a",
+    "%00", "%2F", "%2e%2e", "%zz", "%E2", "%80", "%7", ".", "..", "./", "?", "#", "\\", "\r", "\n",
+    "\r\n", "\t", " ", "\0", "\x7f", "\x1b", "\u{85}", "\u{a0}", "\u{e9}", "\u{2028}", "\u{feff}",
+    "📺", "@", ":", ";", "=", "&", "'", "(", "*", "+", ",", "$", "!", "\"", "<", ">", "{", "|",
+    "^", "`",
+];
+
+/// A random path: mostly a valid prefix with a random tail, sometimes a whole valid live
+/// or catch-up path with a random suffix, sometimes no valid prefix at all.
+fn random_path(rng: &mut fastrand::Rng) -> String {
+    let tail = |rng: &mut fastrand::Rng, max: usize| -> String {
+        (0..rng.usize(0..=max))
+            .map(|_| PATH_PIECES[rng.usize(..PATH_PIECES.len())])
+            .collect()
+    };
+    match rng.u8(0..10) {
+        0..=5 => {
+            let prefix = [
+                "/btv/live/",
+                "/btv/catchup/",
+                "/vod/",
+                "/static",
+                "/static/",
+            ][rng.usize(..5)];
+            format!("{prefix}{}", tail(rng, 8))
+        }
+        6..=8 => {
+            // Mostly content the snapshot has: live epg_1..3 in MPD, catch-up p_1 in HLS.
+            let (kind, codecs, ids) = if rng.bool() {
+                let codecs = ["hls", "mpd", "mpd_cenc", "mpd_pr", "mpd_wv", "hls_wv"];
+                ("live", codecs, ["epg_1", "epg_2", "epg_3", "p_1"])
+            } else {
+                let codecs = ["hls", "hls_wv", "hls_pr", "hls_cenc", "mpd", "mpd_wv"];
+                ("catchup", codecs, ["p_1", "p_1", "p_2", "epg_1"])
+            };
+            let codec = codecs[rng.usize(..codecs.len())];
+            let id = ids[rng.usize(..ids.len())];
+            let ext = ["", "", ".m3u8", ".mpd"][rng.usize(..4)];
+            let extra = if rng.u8(0..4) == 0 {
+                tail(rng, 2)
+            } else {
+                String::new()
+            };
+            format!("/btv/{kind}/{codec}/{id}{ext}{extra}")
+        }
+        _ => tail(rng, 10),
+    }
+}
+
+/// A random query: visible ASCII, hostile characters or unicode.
+fn random_query(rng: &mut fastrand::Rng) -> String {
+    const QUERY_PIECES: &[&str] = &[
+        "t", "=", "&", "1", "%20", "%0d%0a", "/", "?", "#", " ", "\t", "\r\n", "\0", "\x7f",
+        "\u{e9}", "\u{2028}", "\"", "'", "<", "\\", "https:", "//evil",
+    ];
+    (0..rng.usize(0..6))
+        .map(|_| QUERY_PIECES[rng.usize(..QUERY_PIECES.len())])
+        .collect()
+}
+
+#[test]
+fn location_is_scheme_host_port_path_whatever_the_request_path() {
+    let snapshots = [snapshot(80), snapshot(443), snapshot(8080)];
+    let consistent = RoutingPolicy {
+        routes: crate::config::RoutesConfig(
+            [crate::config::RouteConfig {
+                mode: crate::config::Mode::Redirect,
+                selection: crate::config::SelectionPolicy::Consistent,
+                spread: 2,
+            }; 4],
+        ),
+        ..policy(true)
+    };
+    let policies = [policy(true), policy(false), consistent];
+    let clients = [
+        CLIENT,
+        FALLBACK_CLIENT,
+        "20.1.1.1",
+        "2001:db8::5",
+        "40.1.2.3",
+        NOWHERE,
+    ];
+    let mut rng = fastrand::Rng::with_seed(0x10ca7104);
+    let mut redirects = [0u32; 4];
+    let mut refused = 0u32;
+    for _ in 0..50_000 {
+        let s = &snapshots[rng.usize(..snapshots.len())];
+        let p = &policies[rng.usize(..policies.len())];
+        let path = random_path(&mut rng);
+        let query = rng.bool().then(|| random_query(&mut rng));
+        let (peer, x_real_ip): (&str, Option<&[u8]>) = if rng.u8(0..4) == 0 {
+            (PROXY, Some(clients[rng.usize(..clients.len())].as_bytes()))
+        } else {
+            (clients[rng.usize(..clients.len())], None)
+        };
+        let method = if rng.bool() {
+            Method::GET
+        } else {
+            Method::HEAD
+        };
+        let facts = RequestFacts {
+            method: &method,
+            path: &path,
+            query: query.as_deref(),
+            peer: ip(peer),
+            x_real_ip,
+            random: rng.u64(..),
+        };
+        let d = decide(Some(s), p, &facts);
+        let label = format!("{path:?} ?{query:?} from {peer} → {:?}", d.outcome);
+        match &d.outcome {
+            Outcome::Redirect { location, .. } => {
+                assert!(is_visible_ascii(location), "{label}");
+                let (scheme, host, port, rest) =
+                    split_location(location).unwrap_or_else(|e| panic!("{e}: {label}"));
+                let edge = s
+                    .servers
+                    .iter()
+                    .find(|e| &*e.domain_name == host)
+                    .unwrap_or_else(|| panic!("host not in the snapshot: {label}"));
+                let (edge_path, _query) = rest.split_once('?').unwrap_or((rest, ""));
+                assert!(edge_path.starts_with('/'), "{label}");
+                assert!(
+                    !rest.contains('#') && !edge_path.contains('\\') && !edge_path.contains("//"),
+                    "{label}"
+                );
+                let target = d.target.expect("a redirect has a target");
+                assert_eq!(s.servers[target.edge_index as usize].id, edge.id, "{label}");
+                assert_eq!(&location[target.path_start..], rest, "{label}");
+                let kind = d.kind.expect("a redirect has a kind");
+                if matches!(kind, RouteKind::Vod | RouteKind::Static) {
+                    // VOD and static: always http, no port, the normalised request path.
+                    assert_eq!((scheme, port), ("http", None), "{label}");
+                    let mut expected = String::new();
+                    crate::routing::location::normalize_path_into(&mut expected, &path);
+                    if let Some(q) = query.as_deref().filter(|_| p.append_query_string) {
+                        expected.push('?');
+                        expected.push_str(q);
+                    }
+                    assert_eq!(rest, expected, "{label}");
+                } else {
+                    let expected_port = (edge.port != 80 && edge.port != 443).then_some(edge.port);
+                    let expected_scheme = if edge.port == 443 { "https" } else { "http" };
+                    assert_eq!((scheme, port), (expected_scheme, expected_port), "{label}");
+                }
+                redirects[kind as usize] += 1;
+            }
+            Outcome::BadRequest(BadRequest::Path) => {
+                assert!(
+                    parse_route(&path).is_none()
+                        || query
+                            .as_deref()
+                            .is_some_and(|q| p.append_query_string && !is_safe_query(q)),
+                    "{label}"
+                );
+                refused += 1;
+            }
+            Outcome::NotFound(_) => {}
+            other => panic!("unexpected {other:?}: {label}"),
+        }
+    }
+    // The generator reaches every route kind's redirect and many refusals.
+    assert!(
+        redirects.iter().all(|&n| n > 1000) && refused > 5000,
+        "redirects {redirects:?}, refused {refused}"
+    );
+}

@@ -13,7 +13,8 @@ use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;
 use crate::sources::RefreshSender;
 use crate::state::RouterState;
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{ListenerConfig, TcpSocketOptions};
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -21,6 +22,10 @@ use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Read buffer per client connection. Pingora's default, 64 KiB, is zeroed for every new
+/// connection; requests to the router are a few hundred bytes.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
@@ -73,7 +78,14 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         "cti-kaltura router",
     );
     for addr in &config.listen {
-        router.add_tcp_with_settings(&addr.to_string(), socket_options(addr));
+        router.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tcp_socket_options(socket_options(addr))
+                .l4_buffer(L4BufferSettings {
+                    read: Some(READ_BUFFER_BYTES),
+                    write: None,
+                }),
+        );
     }
 
     let management_app = management::Management {

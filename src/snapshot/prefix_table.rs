@@ -174,4 +174,81 @@ mod tests {
             }
         }
     }
+
+    fn v6_range(addr: u128, len: u8) -> (u128, u128) {
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
+        (addr & mask, (addr & mask) | !mask)
+    }
+
+    fn naive_v6(ranges: &[(u128, u128)], addr: u128) -> Option<u32> {
+        ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.0 <= addr && addr <= r.1)
+            .min_by_key(|(_, r)| r.1 - r.0)
+            .map(|(i, _)| i as u32)
+    }
+
+    #[test]
+    fn longest_prefix_match_equals_naive_scan_on_random_ipv6_networks() {
+        let mut rng = fastrand::Rng::with_seed(61);
+        // Addresses share a random /96 base (with the low 32 bits random), so networks of
+        // every length from /0 to /128 nest often; probes also hit the space's two ends.
+        for round in 0..40 {
+            let base = rng.u128(..) & (u128::MAX << 32);
+            let near = |rng: &mut fastrand::Rng| base | rng.u128(0..1 << 20);
+            let mut ranges: Vec<(u128, u128)> = Vec::new();
+            if round % 4 == 0 {
+                ranges.push(v6_range(0, 0));
+            }
+            for _ in 0..(round * 5 + 1) {
+                let len = match rng.u8(0..10) {
+                    0 => rng.u8(0..=96),
+                    _ => rng.u8(96..=128),
+                };
+                let addr = if rng.u8(0..20) == 0 {
+                    [0, u128::MAX][rng.usize(0..2)]
+                } else {
+                    near(&mut rng)
+                };
+                let r = v6_range(addr, len);
+                if !ranges.contains(&r) {
+                    ranges.push(r);
+                }
+            }
+            let (table, parents) = PrefixTable::build(&ranges);
+            for i in 0..2000 {
+                let addr = match i % 50 {
+                    0 => 0,
+                    1 => u128::MAX,
+                    2 => rng.u128(..),
+                    _ => base | rng.u128(0..1 << 21),
+                };
+                assert_eq!(
+                    table.lookup(addr),
+                    naive_v6(&ranges, addr),
+                    "addr {addr:#x}"
+                );
+            }
+            // Every network's own first and last address resolve as the naive scan says.
+            for &(start, end) in &ranges {
+                for addr in [start, end, start.saturating_sub(1), end.saturating_add(1)] {
+                    assert_eq!(table.lookup(addr), naive_v6(&ranges, addr));
+                }
+            }
+            for (i, parent) in parents.iter().enumerate() {
+                let (start, end) = ranges[i];
+                let expected = ranges
+                    .iter()
+                    .copied()
+                    .filter(|&r| r != ranges[i] && r.0 <= start && end <= r.1)
+                    .min_by_key(|r| r.1 - r.0);
+                assert_eq!(parent.map(|p| ranges[p as usize]), expected);
+            }
+        }
+    }
 }

@@ -1475,3 +1475,393 @@ fn stream_paths_are_normalised() {
     );
     assert_eq!(live(&s, "epg_1", Mpd, E::Cenc), Some("/x/y.mpd"));
 }
+
+// ----- property: whatever the loader accepts routes without panics -----
+
+fn pick<T: Clone>(rng: &mut fastrand::Rng, items: &[T]) -> T {
+    items[rng.usize(..items.len())].clone()
+}
+
+/// Mostly (9 in 10) one of the `good` values, otherwise one of the hostile `bad` ones.
+fn good_or_bad(rng: &mut fastrand::Rng, good: &[Value], bad: &[Value]) -> Value {
+    if rng.u8(0..10) > 0 {
+        pick(rng, good)
+    } else {
+        pick(rng, bad)
+    }
+}
+
+/// An id: mostly small (so duplicates and dangling references are common), sometimes
+/// negative, extreme or of the wrong type.
+fn random_id(rng: &mut fastrand::Rng) -> Value {
+    match rng.u8(0..100) {
+        0 => json!(-1),
+        1 => json!(i64::MAX),
+        2 => json!(i64::MIN),
+        3 => json!("7"),
+        4 => Value::Null,
+        5 => json!(1.5),
+        _ => json!(rng.i64(0..4)),
+    }
+}
+
+fn random_ids(rng: &mut fastrand::Rng) -> Value {
+    match rng.u8(0..20) {
+        0 => json!("1,2"),
+        1 => Value::Null,
+        _ => Value::Array((0..rng.usize(0..5)).map(|_| random_id(rng)).collect()),
+    }
+}
+
+/// `good` mostly, otherwise an unknown, miscased, empty or mistyped status.
+fn random_status(rng: &mut fastrand::Rng, good: &str) -> Value {
+    let bad = [
+        Value::Null,
+        json!(1),
+        json!("DELETED"),
+        json!("active"),
+        json!(""),
+        json!("RUNNING"),
+        json!("INACTIVE"),
+    ];
+    good_or_bad(rng, &[json!(good)], &bad)
+}
+
+/// A CIDR: IPv4 or IPv6 in a small space (so networks nest), IPv4-mapped, bare addresses,
+/// and malformed ones.
+fn random_cidr(rng: &mut fastrand::Rng) -> Value {
+    let text = match rng.u8(0..14) {
+        0..=4 => format!("10.{}.{}.0/{}", rng.u8(0..4), rng.u8(0..4), rng.u8(0..=32)),
+        5..=7 => format!("2001:db8:{:x}::/{}", rng.u8(0..4), rng.u8(0..=128)),
+        8 => format!("::ffff:10.{}.0.0/{}", rng.u8(0..4), rng.u8(96..=128)),
+        9 => pick(rng, &["0.0.0.0/0", "::/0", "10.1.2.3", "2001:db8::1"]).to_string(),
+        10 => pick(
+            rng,
+            &["10.0.0.0/33", "::/129", "300.1.1.1/8", "10.0.0.0/-1"],
+        )
+        .to_string(),
+        11 => pick(rng, &["abc", "", " 10.0.0.0/8 ", "fe80::1%eth0/64"]).to_string(),
+        12 => return json!(10),
+        _ => return Value::Null,
+    };
+    json!(text)
+}
+
+fn random_content_path(rng: &mut fastrand::Rng) -> Value {
+    let good = [json!("/live/ch.m3u8"), json!("rel//path.mpd"), json!("r1")];
+    let bad = [
+        json!("/a b"),
+        json!("/a?b"),
+        json!("http://evil/x"),
+        json!("/\u{e9}"),
+        json!("/a\r\nb"),
+        json!(""),
+        json!(5),
+        Value::Null,
+    ];
+    good_or_bad(rng, &good, &bad)
+}
+
+fn random_epg_id(rng: &mut fastrand::Rng) -> Value {
+    let good = [json!("epg_1"), json!("epg_2"), json!("p_1")];
+    let bad = [json!("bad id"), json!(""), json!("\u{c4}"), json!(3)];
+    good_or_bad(rng, &good, &bad)
+}
+
+fn random_server(rng: &mut fastrand::Rng) -> Value {
+    let good_types = [json!("EDGE"), json!("EDGE"), json!("DVR")];
+    let server_type = good_or_bad(
+        rng,
+        &good_types,
+        &[json!("ORIGIN"), json!("edge"), Value::Null],
+    );
+    let good_domains = [
+        json!("e1.example"),
+        json!("E2.Example"),
+        json!(" e3.example "),
+    ];
+    let bad_domains = [
+        json!("bad host"),
+        json!(""),
+        json!("a..b"),
+        json!("e4.example:80"),
+        json!("\u{e9}.example"),
+        json!(7),
+    ];
+    let domain = good_or_bad(rng, &good_domains, &bad_domains);
+    let good_ports = [json!(80), json!(443), json!(8080), json!(65535)];
+    let bad_ports = [json!(0), json!(70000), json!(-1), json!("80")];
+    let port = good_or_bad(rng, &good_ports, &bad_ports);
+    let good_weights = [json!(1), json!(3), json!(i64::MAX)];
+    let bad_weights = [json!(0), json!(-5), json!(1.5), Value::Null];
+    let weight = good_or_bad(rng, &good_weights, &bad_weights);
+    let good_prefixes = [json!("dvr1"), json!("/x//y"), Value::Null];
+    let bad_prefixes = [json!(""), json!("a?b"), json!("http://x"), json!(1)];
+    let prefix = good_or_bad(rng, &good_prefixes, &bad_prefixes);
+    let good_ips = [json!("192.0.2.1"), json!("2001:db8::1"), Value::Null];
+    let ip = good_or_bad(rng, &good_ips, &[json!(""), json!("nope")]);
+    json!({"id": random_id(rng), "type": server_type, "domain_name": domain, "ip": ip,
+           "port": port, "status": random_status(rng, "ACTIVE"),
+           "availability": rng.u8(0..5) > 0, "weight": weight, "prefix": prefix,
+           "healthcheck_enabled": rng.bool()})
+}
+
+/// A valid edge with id 1 on a random port and weight.
+fn random_edge_core(rng: &mut fastrand::Rng) -> Value {
+    let port = pick(rng, &[80, 443, 8080, 65535]);
+    let weight = pick(rng, &[1, 5, i64::MAX]);
+    edge(1, pick(rng, &["e1.example", "E1.Example"]), port, weight)
+}
+
+/// Sometimes drops a field or adds an unknown one; rarely the entity is not an object.
+fn mangle(rng: &mut fastrand::Rng, mut entity: Value) -> Value {
+    match rng.u8(0..25) {
+        0 => {
+            let keys: Vec<String> = entity.as_object().unwrap().keys().cloned().collect();
+            let key = pick(rng, &keys);
+            entity.as_object_mut().unwrap().remove(&key);
+        }
+        1 => entity["x_unknown"] = json!({"nested": [1, 2]}),
+        2 => return json!([entity]),
+        3 => return json!("entity"),
+        _ => {}
+    }
+    entity
+}
+
+/// A small random snapshot document: random entity counts, ids with duplicates and dangling
+/// references, unknown enum values, malformed CIDRs, weights and ports out of range.
+fn random_document(rng: &mut fastrand::Rng) -> Value {
+    type Make = fn(&mut fastrand::Rng) -> Value;
+    let arrays: [(&str, Make); 8] = [
+        ("regions", |rng| {
+            json!({"id": random_id(rng), "name": "r", "status": random_status(rng, "ACTIVE"),
+                   "server_group_ids": random_ids(rng)})
+        }),
+        ("server_groups", |rng| {
+            json!({"id": random_id(rng), "status": random_status(rng, "ACTIVE"),
+                   "server_ids": random_ids(rng)})
+        }),
+        ("servers", random_server),
+        (
+            "subnets",
+            |rng| json!({"id": random_id(rng), "cidr": random_cidr(rng), "region_id": random_id(rng)}),
+        ),
+        (
+            "linear_channels",
+            |rng| json!({"id": random_id(rng), "epg_id": random_epg_id(rng)}),
+        ),
+        ("tv_streams", |rng| {
+            let protocol = good_or_bad(rng, &[json!("HLS"), json!("MPD")], &[json!("DASH")]);
+            let encryption = good_or_bad(
+                rng,
+                &[
+                    json!("NONE"),
+                    json!("CENC"),
+                    json!("WIDEVINE"),
+                    json!("PLAYREADY"),
+                ],
+                &[json!("FAIRPLAY"), Value::Null],
+            );
+            json!({"id": random_id(rng), "linear_channel_id": random_id(rng),
+                   "stream_path": random_content_path(rng),
+                   "status": random_status(rng, "ACTIVE"), "protocol": protocol,
+                   "encryption": encryption})
+        }),
+        ("programs", |rng| {
+            json!({"id": random_id(rng), "linear_channel_id": random_id(rng),
+                   "epg_id": random_epg_id(rng)})
+        }),
+        ("program_records", |rng| {
+            let protocol = good_or_bad(rng, &[json!("HLS"), json!("MPD")], &[json!("hls")]);
+            let encryption = good_or_bad(rng, &[json!("NONE"), json!("CENC")], &[json!("X")]);
+            json!({"id": random_id(rng), "program_id": random_id(rng),
+                   "server_id": random_id(rng), "status": random_status(rng, "COMPLETED"),
+                   "path": random_content_path(rng), "protocol": protocol,
+                   "encryption": encryption})
+        }),
+    ];
+    // Half the documents also hold a routable core somewhere in their arrays (region 1 →
+    // group 1 → edge 1, a subnet of region 1), which random entities before it may displace
+    // (duplicate ids) or reference.
+    let core = rng.bool().then(|| {
+        let cidr = pick(rng, &["0.0.0.0/0", "10.0.0.0/8", "::/0", "2001:db8::/32"]);
+        [
+            ("regions", region(1, "ACTIVE", &[1])),
+            ("server_groups", group(1, "ACTIVE", &[1, 2])),
+            ("servers", random_edge_core(rng)),
+            ("subnets", subnet(9, cidr, 1)),
+        ]
+    });
+    let mut doc = serde_json::Map::new();
+    for (name, make) in arrays {
+        if rng.u8(0..10) == 0 {
+            continue;
+        }
+        let mut items = Vec::new();
+        for _ in 0..rng.usize(0..7) {
+            let entity = make(rng);
+            items.push(mangle(rng, entity));
+        }
+        for (array, entity) in core.iter().flatten() {
+            if *array == name {
+                items.insert(rng.usize(..=items.len()), entity.clone());
+            }
+        }
+        doc.insert(name.to_string(), Value::Array(items));
+    }
+    if rng.bool() {
+        let version = pick(rng, &[json!("v1"), json!(3), Value::Null]);
+        doc.insert("version".into(), version);
+    }
+    Value::Object(doc)
+}
+
+/// Counts and problems agree with the document: every entity is either counted or
+/// quarantined (once), never both.
+fn assert_counts_consistent(s: &Snapshot, doc: &Value) {
+    let c = &s.info.counts;
+    assert_eq!(c.regions, s.regions.len());
+    assert_eq!(c.servers, s.servers.len());
+    assert_eq!(c.subnets, s.subnet_ids.len());
+    assert!(c.tv_streams >= s.live.len() && c.program_records >= s.catchup.len());
+    let distinct = |ids: Vec<Id>| ids.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(
+        distinct(s.servers.iter().map(|x| x.id).collect()),
+        c.servers
+    );
+    assert_eq!(
+        distinct(s.regions.iter().map(|x| x.id).collect()),
+        c.regions
+    );
+    assert_eq!(distinct(s.subnet_ids.to_vec()), c.subnets);
+    for (name, counted) in [
+        ("regions", c.regions),
+        ("subnets", c.subnets),
+        ("server_groups", c.server_groups),
+        ("servers", c.servers),
+        ("linear_channels", c.linear_channels),
+        ("tv_streams", c.tv_streams),
+        ("programs", c.programs),
+        ("program_records", c.program_records),
+    ] {
+        let len = doc.get(name).and_then(Value::as_array).map_or(0, Vec::len);
+        let quarantined: Vec<usize> = s
+            .info
+            .problems
+            .iter()
+            .filter(|p| p.entity == name && p.quarantined)
+            .map(|p| p.index)
+            .collect();
+        let unique: std::collections::BTreeSet<_> = quarantined.iter().collect();
+        assert_eq!(unique.len(), quarantined.len(), "{name}: quarantined twice");
+        assert!(
+            quarantined.iter().all(|&i| i < len),
+            "{name}: index out of range"
+        );
+        assert_eq!(
+            counted + quarantined.len(),
+            len,
+            "{name}: {counted} counted + {} quarantined != {len}\n{:#?}",
+            quarantined.len(),
+            s.info.problems
+        );
+    }
+}
+
+#[test]
+fn routing_never_panics_on_any_snapshot_the_loader_accepts() {
+    use crate::config::{Mode, RouteConfig, RoutesConfig, SelectionPolicy};
+    use crate::routing::{decide, Outcome, RequestFacts, RoutingPolicy};
+    let consistent = RoutingPolicy {
+        routes: RoutesConfig(
+            [RouteConfig {
+                mode: Mode::Redirect,
+                selection: SelectionPolicy::Consistent,
+                spread: 3,
+            }; 4],
+        ),
+        panic_mode: false,
+        ..RoutingPolicy::default()
+    };
+    let policies = [RoutingPolicy::default(), consistent];
+    let mut rng = fastrand::Rng::with_seed(0x5eed_0300);
+    let (mut loaded_with_edges, mut redirects) = (0, 0);
+    for round in 0..300 {
+        let doc = random_document(&mut rng);
+        let bytes = if round % 5 == 0 {
+            serde_yaml::to_string(&doc).unwrap().into_bytes()
+        } else {
+            serde_json::to_vec(&doc).unwrap()
+        };
+        // Entity arrays are always arrays here, so whatever is in them the document loads.
+        let s = load_snapshot(&bytes, "property").unwrap_or_else(|e| panic!("{e}: {doc}"));
+        assert_counts_consistent(&s, &doc);
+        if !s.eligible_edge_ids().is_empty() {
+            loaded_with_edges += 1;
+        }
+        // Some edges are down, so health fallbacks and panic mode run too.
+        for server in &s.servers {
+            server.health.set_up(rng.u8(0..4) > 0);
+        }
+        let mut paths = vec![
+            "/vod/a//b.mp4".to_string(),
+            "/static".to_string(),
+            "/btv/live/hls/epg_1".to_string(),
+            "/btv/catchup/mpd_wv/p_1".to_string(),
+        ];
+        paths.extend(
+            s.live
+                .epg_ids()
+                .map(|id| format!("/btv/live/mpd_wv/{id}.mpd")),
+        );
+        paths.extend(
+            s.catchup
+                .epg_ids()
+                .map(|id| format!("/btv/catchup/hls/{id}")),
+        );
+        let mut clients: Vec<IpAddr> = s
+            .networks()
+            .flat_map(|n| [n.cidr.network(), n.cidr.broadcast()])
+            .collect();
+        clients.extend(
+            [
+                "10.1.2.3",
+                "2001:db8:1::1",
+                "::ffff:10.0.0.1",
+                "8.8.8.8",
+                "::",
+            ]
+            .map(ip),
+        );
+        for _ in 0..50 {
+            let path = pick(&mut rng, &paths);
+            let facts = RequestFacts {
+                method: &http::Method::GET,
+                path: &path,
+                query: rng.bool().then_some("t=1"),
+                peer: pick(&mut rng, &clients),
+                x_real_ip: None,
+                random: rng.u64(..),
+            };
+            let d = decide(Some(&s), &policies[rng.usize(..2)], &facts);
+            if let Outcome::Redirect { location, .. } = &d.outcome {
+                let target = d.target.expect("a redirect has a target");
+                let edge = &s.servers[target.edge_index as usize];
+                assert!(
+                    location.starts_with(&*edge.live_base)
+                        || location.starts_with(&*edge.http_base),
+                    "{location}"
+                );
+                assert!(location.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                assert!(s.eligible_edge_ids().contains(&edge.id), "{location}");
+                redirects += 1;
+            }
+        }
+    }
+    // The generator is not so hostile that nothing ever routes.
+    assert!(
+        loaded_with_edges > 60 && redirects > 600,
+        "{loaded_with_edges} snapshots with edges, {redirects} redirects"
+    );
+}
