@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod routing;
 pub mod server;

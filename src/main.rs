@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGUSR2, libc::SIG_IGN);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    cti_kaltura::logging::init();
     let mut opt = Opt::parse_args();
     let Some(conf_path) = opt.conf.take().map(PathBuf::from) else {
         eprintln!("usage: cti-kaltura -c /etc/cti-kaltura/cti-kaltura.yaml [-t] [-u] [-d]");

@@ -404,9 +404,9 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let mut http = router.section("http", errors);
     let http_config = HttpConfig {
         keepalive_timeout_secs: http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors),
-        max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_536, errors) as usize,
+        max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_000, errors) as usize,
         max_header_count: http.u64_in("max_header_count", 64, 1..=256, errors) as usize,
-        max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_048_576, errors) as usize,
+        max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_000_000, errors) as usize,
     };
     http.finish(errors);
 
