@@ -1,0 +1,819 @@
+#!/usr/bin/env python3
+"""Hostile HTTP clients for hostile.sh (Python 3 standard library only).
+
+Every subcommand talks to one router on 127.0.0.0/8, is bounded in time, and prints one JSON
+object on stdout (progress on stderr):
+
+  idle        hold N connections that send nothing (or a partial request header), and watch
+              when the router closes them
+  slow        clients that send a request header one byte per interval
+  flood       N requests with invalid paths over pipelined keep-alive connections, counting
+              every answer by status
+  partial     connections that send part of a request header, then close (FIN) or reset (RST)
+  oversize    requests over the router's and Pingora's size limits
+  xrealip     requests with X-Real-IP / X-Forwarded-For headers
+  metric      sum of Prometheus samples matching a name and labels, from a /metrics URL
+  rss         VmRSS (kB) and open file descriptors of a PID
+
+Examples:
+  hostile.py idle --port 4101 --count 5000 --status /tmp/idle.json --hold-max 120
+  hostile.py flood --port 4101 --count 100000 --conns 4 --window 64
+"""
+
+import argparse
+import errno
+import json
+import os
+import random
+import re
+import resource
+import select
+import signal
+import socket
+import string
+import struct
+import sys
+import threading
+import time
+import urllib.request
+
+
+def log(*parts):
+    print("[hostile]", *parts, file=sys.stderr, flush=True)
+
+
+def emit(obj):
+    print(json.dumps(obj, sort_keys=True), flush=True)
+
+
+def raise_nofile(wanted):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def pct(values, q):
+    if not values:
+        return None
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(q / 100.0 * (len(values) - 1)))))
+    return values[k]
+
+
+def stats(values):
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "min": round(min(values), 3),
+        "p50": round(pct(values, 50), 3),
+        "max": round(max(values), 3),
+    }
+
+
+# --- HTTP response parsing ----------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+def parse_one(buf):
+    """(Response, bytes consumed) for the first complete response in buf, or None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end].decode("latin-1").split("\r\n")
+    match = re.match(r"HTTP/1\.[01] (\d{3})", head[0])
+    if not match:
+        raise ValueError(f"not an HTTP response: {head[0][:80]!r}")
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    length = int(headers.get("content-length", "0"))
+    total = end + 4 + length
+    if len(buf) < total:
+        return None
+    return Response(int(match.group(1)), headers, bytes(buf[end + 4:total])), total
+
+
+def exchange(host, port, data, timeout=10.0, chunk=65536):
+    """Sends data (while reading), returns what came back: status, headers, whether the
+    router closed or reset the connection, and how much of data was sent before that."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setblocking(False)
+    sent, received, error = 0, bytearray(), None
+    closed = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            want_write = sent < len(data)
+            r, w, _ = select.select([sock], [sock] if want_write else [], [], 0.2)
+            if r:
+                try:
+                    got = sock.recv(65536)
+                except ConnectionResetError:
+                    error = "ECONNRESET"
+                    closed = True
+                    break
+                if not got:
+                    closed = True
+                    break
+                received += got
+                if parse_one(received) is not None and not want_write:
+                    # A complete answer; see whether the router closes right after.
+                    try:
+                        r2, _, _ = select.select([sock], [], [], 0.3)
+                        if r2:
+                            more = sock.recv(65536)
+                            if not more:
+                                closed = True
+                            else:
+                                received += more
+                    except ConnectionResetError:
+                        closed, error = True, "ECONNRESET"
+                    break
+            if w and want_write:
+                try:
+                    sent += sock.send(data[sent:sent + chunk])
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    error = type(e).__name__
+                    # The answer may already be in the receive buffer.
+                    want_write = False
+                    try:
+                        sock.setblocking(True)
+                        sock.settimeout(1.0)
+                        while True:
+                            got = sock.recv(65536)
+                            if not got:
+                                break
+                            received += got
+                    except OSError:
+                        pass
+                    closed = True
+                    break
+        else:
+            error = error or "timeout"
+    finally:
+        sock.close()
+    parsed = None
+    try:
+        parsed = parse_one(received)
+    except ValueError as e:
+        error = error or str(e)
+    status = parsed[0].status if parsed else None
+    return {
+        "status": status,
+        "headers": parsed[0].headers if parsed else {},
+        "body": parsed[0].body.decode("latin-1")[:120] if parsed else received[:120].decode("latin-1"),
+        "closed_by_router": closed,
+        "error": error,
+        "request_bytes": len(data),
+        "sent_bytes": sent,
+    }
+
+
+def get(host, port, path, headers=(), timeout=5.0):
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    data = ("\r\n".join(lines) + "\r\nConnection: close\r\n\r\n").encode("latin-1")
+    return exchange(host, port, data, timeout=timeout)
+
+
+# --- idle ---------------------------------------------------------------------------------------
+
+STOP = threading.Event()
+
+
+def on_term(_signo, _frame):
+    STOP.set()
+
+
+def open_many(host, port, count, connect_timeout=10.0):
+    """Non-blocking connects; returns the connected sockets and the number that failed."""
+    pending = {}
+    failed = 0
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        rc = s.connect_ex((host, port))
+        if rc not in (0, errno.EINPROGRESS):
+            failed += 1
+            s.close()
+            continue
+        pending[s.fileno()] = s
+    poller = select.poll()
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
+    connected = []
+    deadline = time.monotonic() + connect_timeout
+    while pending and time.monotonic() < deadline:
+        for fd, _ev in poller.poll(200):
+            s = pending.pop(fd, None)
+            if s is None:
+                continue
+            poller.unregister(fd)
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                failed += 1
+                s.close()
+            else:
+                connected.append(s)
+    failed += len(pending)
+    for s in pending.values():
+        s.close()
+    return connected, failed
+
+
+def cmd_idle(a):
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    limit = raise_nofile(a.count + a.partial + 256)
+    started = time.monotonic()
+    socks, failed = open_many(a.host, a.port, a.count + a.partial)
+    opened_at = time.monotonic()
+    partial_fds = set()
+    partial = b"GET /btv/live/hls/epg_0 HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    for s in socks[: a.partial]:
+        try:
+            s.send(partial)
+            partial_fds.add(s.fileno())
+        except OSError:
+            pass
+    by_fd = {s.fileno(): s for s in socks}
+    status = {
+        "requested": a.count,
+        "partial_requested": a.partial,
+        "connected": len(socks),
+        "failed": failed,
+        "open_secs": round(opened_at - started, 3),
+        "nofile_limit": limit,
+        "state": "holding",
+    }
+    if a.status:
+        with open(a.status + ".tmp", "w") as f:
+            json.dump(status, f)
+        os.replace(a.status + ".tmp", a.status)
+    log(f"idle: {len(socks)} connected ({failed} failed) in {status['open_secs']} s; holding")
+    poller = select.poll()
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    closes = {}  # fd -> (seconds since open, how)
+    got_data = 0
+    deadline = opened_at + a.hold_max
+    while not STOP.is_set() and time.monotonic() < deadline and len(closes) < len(by_fd):
+        for fd, _ev in poller.poll(200):
+            s = by_fd[fd]
+            how = "eof"
+            try:
+                data = s.recv(4096)
+                if data:
+                    got_data += 1
+                    how = "data:" + data[:40].decode("latin-1").split("\r\n")[0]
+            except ConnectionResetError:
+                how = "rst"
+            except OSError as e:
+                how = f"error:{e.errno}"
+            closes[fd] = (time.monotonic() - opened_at, how)
+            poller.unregister(fd)
+    held = time.monotonic() - opened_at
+    silent = [t for fd, (t, _h) in closes.items() if fd not in partial_fds]
+    part = [t for fd, (t, _h) in closes.items() if fd in partial_fds]
+    hows = {}
+    for _t, h in closes.values():
+        hows[h] = hows.get(h, 0) + 1
+    for s in socks:
+        s.close()
+    status.update(
+        {
+            "state": "done",
+            "held_secs": round(held, 3),
+            "closed_by_router": len(closes),
+            "closed_silent": stats(silent),
+            "closed_partial": stats(part),
+            "still_open_at_end": len(by_fd) - len(closes),
+            "close_kinds": hows,
+            "answers_received": got_data,
+        }
+    )
+    if a.status:
+        with open(a.status + ".tmp", "w") as f:
+            json.dump(status, f)
+        os.replace(a.status + ".tmp", a.status)
+    emit(status)
+
+
+# --- slow headers -------------------------------------------------------------------------------
+
+
+def cmd_slow(a):
+    limit = raise_nofile(a.clients + 256)
+    request = f"GET /btv/live/hls/epg_0 HTTP/1.1\r\nHost: {a.host}:{a.port}\r\nUser-Agent: slowloris\r\n\r\n".encode()
+    socks, failed = open_many(a.host, a.port, a.clients)
+    start = time.monotonic()
+    closed_at = {}
+    sent = {s.fileno(): 0 for s in socks}
+    nbytes = min(a.bytes, len(request) - 1)
+    for i in range(nbytes):
+        target = start + i * a.interval
+        while time.monotonic() < target:
+            time.sleep(min(0.05, target - time.monotonic() + 0.001))
+        for s in socks:
+            fd = s.fileno()
+            if fd in closed_at:
+                continue
+            try:
+                s.send(request[i:i + 1])
+                sent[fd] += 1
+            except OSError as e:
+                closed_at[fd] = (time.monotonic() - start, f"send:{e.__class__.__name__}")
+        # Detect closes by the router between bytes.
+        r, _, _ = select.select([s for s in socks if s.fileno() not in closed_at], [], [], 0)
+        for s in r:
+            try:
+                data = s.recv(4096)
+                how = "data:" + data[:30].decode("latin-1").split("\r\n")[0] if data else "eof"
+            except OSError as e:
+                how = f"recv:{e.__class__.__name__}"
+            closed_at[s.fileno()] = (time.monotonic() - start, how)
+    trickle_secs = time.monotonic() - start
+    still_open = [s for s in socks if s.fileno() not in closed_at]
+    # Finish the request at once: does the router still answer it?
+    statuses = {}
+    for s in still_open:
+        try:
+            s.setblocking(True)
+            s.settimeout(5)
+            s.sendall(request[nbytes:])
+            buf = bytearray()
+            while parse_one(buf) is None:
+                got = s.recv(65536)
+                if not got:
+                    break
+                buf += got
+            parsed = parse_one(buf)
+            key = str(parsed[0].status) if parsed else "no answer"
+        except OSError as e:
+            key = f"error:{e.__class__.__name__}"
+        statuses[key] = statuses.get(key, 0) + 1
+    for s in socks:
+        s.close()
+    emit(
+        {
+            "clients": a.clients,
+            "connected": len(socks),
+            "connect_failed": failed,
+            "interval_secs": a.interval,
+            "bytes_trickled": nbytes,
+            "request_bytes": len(request),
+            "trickle_secs": round(trickle_secs, 2),
+            "closed_by_router_during_trickle": len(closed_at),
+            "close_times": stats([t for t, _ in closed_at.values()]),
+            "open_after_trickle": len(still_open),
+            "answers_after_completing": statuses,
+            "nofile_limit": limit,
+        }
+    )
+
+
+# --- flood --------------------------------------------------------------------------------------
+
+ALNUM = string.ascii_lowercase + string.digits
+
+
+def invalid_path(i, rng):
+    if i % 2 == 0:
+        return "/scan/" + "".join(rng.choice(ALNUM) for _ in range(12))
+    return "/btv/live/bad%zz"
+
+
+def flood_worker(a, count, seed, result):
+    rng = random.Random(seed)
+    statuses = {}
+    answered = sent_total = reconnects = 0
+    unanswered = 0
+    errors = []
+    remaining = count
+    sock = None
+    buf = bytearray()
+    while remaining > 0 and len(errors) < 50:
+        if sock is None:
+            try:
+                sock = socket.create_connection((a.host, a.port), timeout=10)
+            except OSError as e:
+                errors.append(f"connect: {e}")
+                time.sleep(0.1)
+                continue
+            buf = bytearray()
+        batch = min(a.window, remaining)
+        reqs = b"".join(
+            f"GET {invalid_path(sent_total + k, rng)} HTTP/1.1\r\nHost: {a.host}\r\nUser-Agent: scanner\r\n\r\n".encode()
+            for k in range(batch)
+        )
+        try:
+            sock.sendall(reqs)
+        except OSError as e:
+            errors.append(f"send: {e}")
+            sock.close()
+            sock = None
+            reconnects += 1
+            continue
+        sent_total += batch
+        got = 0
+        closed = False
+        while got < batch:
+            try:
+                parsed = parse_one(buf)
+            except ValueError as e:
+                errors.append(str(e))
+                closed = True
+                break
+            if parsed is not None:
+                resp, used = parsed
+                del buf[:used]
+                got += 1
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                if (resp.header("connection") or "").lower() == "close":
+                    closed = True
+                    break
+                continue
+            try:
+                data = sock.recv(262144)
+            except OSError as e:
+                errors.append(f"recv: {e}")
+                closed = True
+                break
+            if not data:
+                closed = True
+                break
+            buf += data
+        answered += got
+        unanswered += batch - got
+        remaining -= got  # unanswered ones are sent again on a new connection
+        if closed:
+            sock.close()
+            sock = None
+            reconnects += 1
+    if sock is not None:
+        sock.close()
+    result.update(
+        {
+            "statuses": statuses,
+            "answered": answered,
+            "sent": sent_total,
+            "unanswered": unanswered,
+            "reconnects": reconnects,
+            "errors": errors[:5],
+        }
+    )
+
+
+def cmd_flood(a):
+    per = [a.count // a.conns + (1 if i < a.count % a.conns else 0) for i in range(a.conns)]
+    results = [{} for _ in per]
+    threads = [
+        threading.Thread(target=flood_worker, args=(a, n, 1000 + i, results[i]), daemon=True)
+        for i, n in enumerate(per)
+    ]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.timeout)
+    took = time.monotonic() - start
+    statuses = {}
+    for r in results:
+        for k, v in r.get("statuses", {}).items():
+            statuses[str(k)] = statuses.get(str(k), 0) + v
+    emit(
+        {
+            "requested": a.count,
+            "sent": sum(r.get("sent", 0) for r in results),
+            "answered": sum(r.get("answered", 0) for r in results),
+            "unanswered": sum(r.get("unanswered", 0) for r in results),
+            "reconnects": sum(r.get("reconnects", 0) for r in results),
+            "statuses": statuses,
+            "errors": [e for r in results for e in r.get("errors", [])][:10],
+            "secs": round(took, 2),
+            "req_per_sec": round(sum(r.get("answered", 0) for r in results) / took, 1) if took else None,
+            "conns": a.conns,
+            "window": a.window,
+            "timed_out": any(t.is_alive() for t in threads),
+        }
+    )
+
+
+# --- partial header, then close -----------------------------------------------------------------
+
+
+def cmd_partial(a):
+    raise_nofile(a.count + 256)
+    done = {"fin": 0, "rst": 0, "connect_failed": 0}
+    for i in range(a.count):
+        try:
+            s = socket.create_connection((a.host, a.port), timeout=5)
+        except OSError:
+            done["connect_failed"] += 1
+            continue
+        s.sendall(b"GET /scan/partial HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.002)
+        if a.mode == "rst" or (a.mode == "mixed" and i % 2):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            done["rst"] += 1
+        else:
+            done["fin"] += 1
+        s.close()
+    emit(done)
+
+
+# --- oversize -----------------------------------------------------------------------------------
+
+
+def raw(method_path, headers, host, close=False):
+    lines = [method_path, f"Host: {host}"] + headers + (["Connection: close"] if close else [])
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def requests_total(url):
+    if not url:
+        return None
+    return sum(v for k, v in samples(scrape(url)).items() if k.startswith("cti_kaltura_requests_total{"))
+
+
+def cmd_oversize(a):
+    h = a.host
+    cases = []
+
+    def case(name, data):
+        before = requests_total(a.metrics)
+        r = exchange_keepalive(a.host, a.port, data, timeout=a.timeout)
+        after = requests_total(a.metrics)
+        r["case"] = name
+        r.pop("headers", None)
+        # The follow-up request on the same connection (when answered) is counted too.
+        followup = 1 if isinstance(r["followup_status"], int) else 0
+        r["counted_in_requests_total"] = None if before is None else int(after - before) - followup
+        cases.append(r)
+        log(f"oversize: {name}: {r['status']} counted={r['counted_in_requests_total']} "
+            f"connection_reused={r['followup_status']} closed={r['closed_by_router']} error={r['error']}")
+
+    def vod_path(total):
+        # /vod/aaaa... of exactly `total` bytes
+        return "/vod/" + "a" * (total - len("/vod/"))
+
+    def extra(n):
+        return [f"X-H{i}: v" for i in range(n)]
+
+    case("uri 8192 bytes (router limit: allowed)", raw(f"GET {vod_path(8192)} HTTP/1.1", [], h))
+    case("uri 8193 bytes", raw(f"GET {vod_path(8193)} HTTP/1.1", [], h))
+    case("uri 10 kB (10240 bytes)", raw(f"GET {vod_path(10_240)} HTTP/1.1", [], h))
+    case("uri 65534 bytes", raw(f"GET {vod_path(65_534)} HTTP/1.1", [], h))
+    case("uri 65535 bytes", raw(f"GET {vod_path(65_535)} HTTP/1.1", [], h))
+    case("uri 70000 bytes", raw(f"GET {vod_path(70_000)} HTTP/1.1", [], h))
+    case("uri 2 MiB", raw(f"GET {vod_path(2 << 20)} HTTP/1.1", [], h))
+    case("64 headers (router limit: allowed)", raw("GET /vod/a/b/c HTTP/1.1", extra(63), h))
+    case("65 headers", raw("GET /vod/a/b/c HTTP/1.1", extra(64), h))
+    case("100 headers", raw("GET /vod/a/b/c HTTP/1.1", extra(99), h))
+    case("256 headers", raw("GET /vod/a/b/c HTTP/1.1", extra(255), h))
+    case("257 headers", raw("GET /vod/a/b/c HTTP/1.1", extra(256), h))
+    case("300 headers", raw("GET /vod/a/b/c HTTP/1.1", extra(299), h))
+    case("header bytes 16 kB (one 16000-byte value: allowed)",
+         raw("GET /vod/a/b/c HTTP/1.1", ["X-Big: " + "b" * 16_000], h))
+    case("header bytes 20 kB (one 20000-byte value)",
+         raw("GET /vod/a/b/c HTTP/1.1", ["X-Big: " + "b" * 20_000], h))
+    case("header block 1000 kB (50 values of 20 kB)",
+         raw("GET /vod/a/b/c HTTP/1.1", [f"X-Big{i}: " + "b" * 20_000 for i in range(50)], h))
+    case("header block 1.1 MiB (55 values of 20 kB)",
+         raw("GET /vod/a/b/c HTTP/1.1", [f"X-Big{i}: " + "b" * 20_000 for i in range(55)], h))
+    case("header block 4 MiB (one 4 MiB value)",
+         raw("GET /vod/a/b/c HTTP/1.1", ["X-Huge: " + "c" * (4 << 20)], h))
+    emit({"cases": cases})
+
+
+def exchange_keepalive(host, port, data, timeout):
+    """Sends data (no `Connection: close`), reads the answer, then sends a normal request on
+    the same connection and reads its answer: followup_status is its status, or why not."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    result = {"status": None, "body": "", "closed_by_router": False, "error": None,
+              "request_bytes": len(data), "followup_status": None}
+    buf = bytearray()
+    try:
+        sent = 0
+        sock.setblocking(False)
+        deadline = time.monotonic() + timeout
+        parsed = None
+        while time.monotonic() < deadline and parsed is None:
+            want_write = sent < len(data)
+            r, w, _ = select.select([sock], [sock] if want_write else [], [], 0.2)
+            if r:
+                try:
+                    got = sock.recv(65536)
+                except ConnectionResetError:
+                    result["error"], result["closed_by_router"] = "ECONNRESET", True
+                    break
+                if not got:
+                    result["closed_by_router"] = True
+                    break
+                buf += got
+                parsed = parse_one(buf)
+            if w and want_write:
+                try:
+                    sent += sock.send(data[sent:sent + 65536])
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    result["error"] = type(e).__name__
+                    result["closed_by_router"] = True
+                    sock.setblocking(True)
+                    sock.settimeout(1.0)
+                    try:
+                        while parse_one(buf) is None:
+                            got = sock.recv(65536)
+                            if not got:
+                                break
+                            buf += got
+                    except OSError:
+                        pass
+                    parsed = parse_one(buf)
+                    break
+        result["sent_bytes"] = sent
+        if parsed is None:
+            parsed = parse_one(buf)
+        if parsed is not None:
+            resp, used = parsed
+            result["status"] = resp.status
+            result["body"] = resp.body.decode("latin-1")[:80]
+            result["connection_header"] = resp.header("connection")
+            del buf[:used]
+        if parsed is not None and not result["closed_by_router"] and sent == len(data):
+            follow = f"GET /vod/reuse/check HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            sock.setblocking(True)
+            sock.settimeout(3.0)
+            try:
+                sock.sendall(follow)
+                while parse_one(buf) is None:
+                    got = sock.recv(65536)
+                    if not got:
+                        break
+                    buf += got
+                second = parse_one(buf)
+                result["followup_status"] = second[0].status if second else "closed"
+                if second is None:
+                    result["closed_by_router"] = True
+            except OSError as e:
+                result["followup_status"] = f"error:{type(e).__name__}"
+                result["closed_by_router"] = True
+        elif parsed is not None:
+            result["followup_status"] = "closed"
+    finally:
+        sock.close()
+    return result
+
+
+# --- X-Real-IP ----------------------------------------------------------------------------------
+
+
+def cmd_xrealip(a):
+    out = []
+    for spec in a.case:
+        name, _, hdrs = spec.partition("=")
+        headers = []
+        for item in filter(None, hdrs.split(";")):
+            k, _, v = item.partition(":")
+            headers.append((k, v))
+        r = get(a.host, a.port, a.path, headers)
+        out.append(
+            {
+                "case": name,
+                "headers": dict(headers),
+                "status": r["status"],
+                "location": r["headers"].get("location"),
+            }
+        )
+    emit({"path": a.path, "results": out})
+
+
+# --- metrics and process figures ----------------------------------------------------------------
+
+
+def scrape(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def samples(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def cmd_metric(a):
+    text = scrape(a.url)
+    total = 0.0
+    for name, value in samples(text).items():
+        base, _, labels = name.partition("{")
+        if base != a.name:
+            continue
+        if all(f'{kv}' in labels for kv in a.label):
+            total += value
+    print(int(total) if total == int(total) else total)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def cmd_rss(a):
+    fds = len(os.listdir(f"/proc/{a.pid}/fd"))
+    emit({"pid": a.pid, "rss_kb": rss_kb(a.pid), "fds": fds})
+
+
+def cmd_routesum(_a):
+    d = json.load(sys.stdin)
+    r = d["result"]
+    chain = d.get("fallback_chain") or [{}]
+    edges = sorted({c["domain_name"].split(".")[0] for c in chain[0].get("candidates", [])
+                    if c.get("verdict") == "eligible"})
+    print(f"  cti-kaltura-snapshot route {d['client_ip']} /vod/a/b/c: status {r['status']}, "
+          f"region {r.get('region_id')}, network {d.get('network')}, eligible edges {edges}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4101)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("idle")
+    s.add_argument("--count", type=int, default=5000)
+    s.add_argument("--partial", type=int, default=0, help="extra connections that send a partial header")
+    s.add_argument("--hold-max", type=float, default=120.0)
+    s.add_argument("--status", help="JSON status file (written when holding and at the end)")
+    s.set_defaults(fn=cmd_idle)
+
+    s = sub.add_parser("slow")
+    s.add_argument("--clients", type=int, default=1)
+    s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--bytes", type=int, default=20)
+    s.set_defaults(fn=cmd_slow)
+
+    s = sub.add_parser("flood")
+    s.add_argument("--count", type=int, default=100_000)
+    s.add_argument("--conns", type=int, default=4)
+    s.add_argument("--window", type=int, default=64)
+    s.add_argument("--timeout", type=float, default=300.0)
+    s.set_defaults(fn=cmd_flood)
+
+    s = sub.add_parser("partial")
+    s.add_argument("--count", type=int, default=1000)
+    s.add_argument("--mode", choices=["fin", "rst", "mixed"], default="mixed")
+    s.set_defaults(fn=cmd_partial)
+
+    s = sub.add_parser("oversize")
+    s.add_argument("--timeout", type=float, default=15.0)
+    s.add_argument("--metrics", help="/metrics URL: count each case's change of cti_kaltura_requests_total")
+    s.set_defaults(fn=cmd_oversize)
+
+    s = sub.add_parser("xrealip")
+    s.add_argument("--path", default="/btv/live/hls/epg_0")
+    s.add_argument("--case", action="append", default=[], help="NAME=Header:value;Header:value")
+    s.set_defaults(fn=cmd_xrealip)
+
+    s = sub.add_parser("metric")
+    s.add_argument("url")
+    s.add_argument("name")
+    s.add_argument("label", nargs="*", help='label matchers like kind="invalid"')
+    s.set_defaults(fn=cmd_metric)
+
+    s = sub.add_parser("rss")
+    s.add_argument("pid", type=int)
+    s.set_defaults(fn=cmd_rss)
+
+    s = sub.add_parser("routesum", help="one line from `cti-kaltura-snapshot route` JSON on stdin")
+    s.set_defaults(fn=cmd_routesum)
+
+    a = p.parse_args()
+    a.fn(a)
+
+
+if __name__ == "__main__":
+    main()
