@@ -247,3 +247,20 @@ fn demo_config_copy_starts_and_routes_ipv4_and_ipv6() {
     }
     panic!("demo router did not start:\n{}", failures.join("\n"));
 }
+
+/// The README's quick start says `cargo run --release -- -c conf/cti-kaltura.yaml`: with two
+/// binaries in the package, that works only while `default-run` names the router.
+#[test]
+fn readme_quick_start_runs_the_router_binary() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).expect("README.md");
+    assert!(
+        readme.contains("cargo run --release -- -c conf/cti-kaltura.yaml"),
+        "the README quick start changed; update this test"
+    );
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains("default-run = \"cti-kaltura\""),
+        "Cargo.toml must set default-run for `cargo run` to pick the router"
+    );
+}
