@@ -2,6 +2,7 @@
 //! load the routing snapshot, then run the Pingora server.
 
 use cti_kaltura::config::Config;
+use cti_kaltura::health::checker::HealthChecker;
 use cti_kaltura::server::upgrade::SelfUpgrade;
 use cti_kaltura::server::{build_server, Parts, RoutingSource};
 use cti_kaltura::settings::SharedSettings;
@@ -94,6 +95,11 @@ fn main() -> ExitCode {
     };
     // Resolved now: in daemon mode the working directory becomes `/`.
     let conf_path = std::path::absolute(&conf_path).unwrap_or(conf_path);
+    if opt.upgrade && config.health.enabled {
+        // The old process serves until this one takes the sockets: spend that time learning
+        // which edges are down, instead of sending players to them for the first seconds.
+        check_health_before_takeover(&settings, &state);
+    }
     let upgrade = SelfUpgrade {
         exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cti-kaltura")),
         conf: conf_path.clone(),
@@ -109,6 +115,32 @@ fn main() -> ExitCode {
     };
     let server = build_server(opt, server_conf, parts);
     server.run_forever()
+}
+
+/// `fall` back-to-back health rounds (each bounded by the check timeout), so edges that are
+/// down when this process takes over are already marked down.
+fn check_health_before_takeover(settings: &SharedSettings, state: &std::sync::Arc<RouterState>) {
+    let health = settings.load().config.health.clone();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::warn!("no health round before the takeover: {e}");
+            return;
+        }
+    };
+    let checker = HealthChecker::new(settings.clone(), state.clone());
+    runtime.block_on(async {
+        for _ in 0..health.fall {
+            checker.round(&health).await;
+        }
+    });
+    log::info!(
+        "health checked {} time(s) before taking over the listeners",
+        health.fall
+    );
 }
 
 /// Binds `addr` the way Pingora will (IPv6 listeners IPv6-only), then lets it go.

@@ -704,3 +704,41 @@ fn debug_edges_and_metrics_show_every_edge() {
     // One eligible edge is up: no region in panic.
     assert_eq!(panic_regions(&router), 0.0);
 }
+
+#[test]
+fn an_upgraded_process_knows_dead_edges_before_it_takes_over() {
+    let a = FakeEdge::start("a", 2);
+    let b = FakeEdge::start("b", 3);
+    let fakes = [&a, &b];
+    // Rounds 20 s apart: within this test, only the checks the successor runs before taking
+    // the sockets can mark `b` down.
+    let router = Setup::with(one_region("v1", &fakes))
+        .health(&[
+            "enabled: true",
+            "interval_ms: 20000",
+            "timeout_ms: 300",
+            "fall: 2",
+            "rise: 2",
+        ])
+        .start();
+    wait_checked(&fakes, 1);
+    b.set_health(Health::Closed);
+    let config = router.dir().join(crate::harness::CONFIG_FILE);
+    let _successor =
+        crate::self_upgrade::upgrade_in_place(router.pid(), &config, || router.stderr());
+    let mut seen = [0; 2];
+    for _ in 0..40 {
+        seen[chosen(&router.get(LIVE), &fakes)] += 1;
+    }
+    assert_eq!(
+        seen[1], 0,
+        "the new process sent players to the dead edge: {seen:?}"
+    );
+    assert!(
+        router
+            .stderr()
+            .contains("health checked 2 time(s) before taking over the listeners"),
+        "{}",
+        router.stderr()
+    );
+}

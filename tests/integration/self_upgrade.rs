@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Kills a process by pid when dropped (the successor is not our child).
-struct KillOnDrop(Option<u32>);
+pub struct KillOnDrop(pub Option<u32>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -23,13 +23,13 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
 /// The process started with `-u` on this config, if any.
-fn successor(config: &Path) -> Option<u32> {
+pub fn successor(config: &Path) -> Option<u32> {
     let config = config.display().to_string();
     std::fs::read_dir("/proc")
         .ok()?
@@ -43,6 +43,32 @@ fn successor(config: &Path) -> Option<u32> {
                 .collect();
             (args.iter().any(|a| a == "-u") && args.contains(&config)).then_some(pid)
         })
+}
+
+/// Sends SIGUSR2 to `old` and waits (bounded) until it has exited; returns a guard that kills
+/// the successor.
+pub fn upgrade_in_place(old: u32, config: &Path, stderr: impl Fn() -> String) -> KillOnDrop {
+    let sent = Command::new("kill")
+        .args(["-USR2", &old.to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -USR2 {old}");
+    let mut guard = KillOnDrop(None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(old) && Instant::now() < deadline {
+        if guard.0.is_none() {
+            guard.0 = successor(config);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(old),
+        "the old process still runs; stderr:\n{}",
+        stderr()
+    );
+    guard.0 = guard.0.or_else(|| successor(config));
+    let new = guard.0.expect("a successor process");
+    assert!(alive(new), "the successor died; stderr:\n{}", stderr());
+    guard
 }
 
 #[test]
@@ -70,32 +96,7 @@ fn sigusr2_upgrades_in_place_without_dropping_a_request() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    assert!(Command::new("kill")
-        .args(["-USR2", &old.to_string()])
-        .status()
-        .unwrap()
-        .success());
-
-    let mut guard = KillOnDrop(None);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while alive(old) && Instant::now() < deadline {
-        if guard.0.is_none() {
-            guard.0 = successor(&config);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        !alive(old),
-        "the old process still runs; stderr:\n{}",
-        router.stderr()
-    );
-    guard.0 = guard.0.or_else(|| successor(&config));
-    let new = guard.0.expect("a successor process");
-    assert!(
-        alive(new),
-        "the successor died; stderr:\n{}",
-        router.stderr()
-    );
+    let _successor = upgrade_in_place(old, &config, || router.stderr());
 
     // Served by the successor alone now.
     std::thread::sleep(Duration::from_millis(500));
