@@ -147,17 +147,7 @@ fn record_metrics(snapshot: &Snapshot) {
         .snapshot_version
         .with_label_values(&[info.version.as_deref().unwrap_or("")])
         .set(1);
-    let c = &info.counts;
-    for (kind, count) in [
-        ("regions", c.regions),
-        ("subnets", c.subnets),
-        ("server_groups", c.server_groups),
-        ("servers", c.servers),
-        ("linear_channels", c.linear_channels),
-        ("tv_streams", c.tv_streams),
-        ("programs", c.programs),
-        ("program_records", c.program_records),
-    ] {
+    for (kind, count) in info.counts.by_kind() {
         METRICS
             .snapshot_entities
             .with_label_values(&[kind])

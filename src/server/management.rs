@@ -101,11 +101,7 @@ impl Management {
                 "source": info.source,
                 "loaded_at_unix": info.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                 "age_seconds": self.state.age_secs(),
-                "counts": {
-                    "regions": c.regions, "subnets": c.subnets, "server_groups": c.server_groups,
-                    "servers": c.servers, "linear_channels": c.linear_channels, "tv_streams": c.tv_streams,
-                    "programs": c.programs, "program_records": c.program_records,
-                },
+                "counts": c.by_kind().into_iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
                 "problem_count": info.problems.len(),
                 "problems": info.problems.iter().take(PROBLEMS_SHOWN).map(|p| p.to_string()).collect::<Vec<_>>(),
                 "last_refused": refused,

@@ -74,6 +74,22 @@ pub struct EntityCounts {
     pub program_records: usize,
 }
 
+impl EntityCounts {
+    /// Each count with its document array's name (metric labels, JSON summaries).
+    pub fn by_kind(&self) -> [(&'static str, usize); 8] {
+        [
+            ("regions", self.regions),
+            ("subnets", self.subnets),
+            ("server_groups", self.server_groups),
+            ("servers", self.servers),
+            ("linear_channels", self.linear_channels),
+            ("tv_streams", self.tv_streams),
+            ("programs", self.programs),
+            ("program_records", self.program_records),
+        ]
+    }
+}
+
 /// One step of a client network's fallback chain: a subnet and its region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {

@@ -1735,16 +1735,7 @@ fn assert_counts_consistent(s: &Snapshot, doc: &Value) {
         c.regions
     );
     assert_eq!(distinct(s.subnet_ids.to_vec()), c.subnets);
-    for (name, counted) in [
-        ("regions", c.regions),
-        ("subnets", c.subnets),
-        ("server_groups", c.server_groups),
-        ("servers", c.servers),
-        ("linear_channels", c.linear_channels),
-        ("tv_streams", c.tv_streams),
-        ("programs", c.programs),
-        ("program_records", c.program_records),
-    ] {
+    for (name, counted) in c.by_kind() {
         let len = doc.get(name).and_then(Value::as_array).map_or(0, Vec::len);
         let quarantined: Vec<usize> = s
             .info
