@@ -68,6 +68,27 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     /// Regions routing among unhealthy edges because health left them none.
     pub panic_regions: IntGauge,
+    /// Client connections open on the public listeners.
+    pub client_connections: IntGauge,
+    /// Client connections the router ended itself, by reason.
+    client_connections_closed: [IntCounter; CLOSE_REASONS.len()],
+}
+
+/// Why the router ended a client connection (`reason` label).
+pub const CLOSE_REASONS: [&str; 4] = [
+    "header_timeout",
+    "idle_timeout",
+    "client_limit",
+    "head_too_large",
+];
+
+/// Index into [`CLOSE_REASONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    HeaderTimeout = 0,
+    IdleTimeout = 1,
+    ClientLimit = 2,
+    HeadTooLarge = 3,
 }
 
 /// Request latency buckets (seconds): tens of microseconds up to seconds (proxy mode).
@@ -88,6 +109,12 @@ impl Metrics {
     pub fn count_upstream_status(&self, kind: usize, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.upstream_statuses[kind * STATUS_CLASSES.len() + class].inc();
+    }
+
+    /// Counts a client connection the router ended.
+    #[inline]
+    pub fn count_close(&self, reason: CloseReason) {
+        self.client_connections_closed[reason as usize].inc();
     }
 
     /// Counts one answered request.
@@ -193,6 +220,20 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             &["kind"]
         )
         .expect("metric registers once"),
+        client_connections: register_int_gauge!(
+            "cti_kaltura_client_connections",
+            "Client connections open on the public listeners"
+        )
+        .expect("metric registers once"),
+        client_connections_closed: {
+            let closed = register_int_counter_vec!(
+                "cti_kaltura_client_connections_closed_total",
+                "Client connections the router closed itself, by reason (header_timeout, idle_timeout, client_limit, head_too_large)",
+                &["reason"]
+            )
+            .expect("metric registers once");
+            CLOSE_REASONS.map(|reason| closed.with_label_values(&[reason]))
+        },
         snapshot_problems: register_int_gauge!(
             "cti_kaltura_snapshot_problems",
             "Entities quarantined or references dropped in the current snapshot"

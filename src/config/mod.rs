@@ -230,10 +230,15 @@ pub struct AccessLogConfig {
 }
 
 /// Client connection settings (`router.http`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HttpConfig {
     /// Idle time after which a keep-alive connection is closed.
     pub keepalive_timeout_secs: u64,
+    /// Time a client has to send a whole request head, from the connection's start or from
+    /// the first byte of a later request; then the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Most open connections from one address (trusted proxies exempt); 0 means no limit.
+    pub max_connections_per_client: usize,
     /// Longest request target (path and query) answered; longer gets 414.
     pub max_uri_bytes: usize,
     /// Most request headers answered; more gets 431.
@@ -404,6 +409,13 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let mut http = router.section("http", errors);
     let http_config = HttpConfig {
         keepalive_timeout_secs: http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors),
+        header_timeout_secs: http.u64_in("header_timeout_secs", 10, 1..=300, errors),
+        max_connections_per_client: http.u64_in(
+            "max_connections_per_client",
+            1000,
+            0..=1_000_000,
+            errors,
+        ) as usize,
         max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_000, errors) as usize,
         max_header_count: http.u64_in("max_header_count", 64, 1..=256, errors) as usize,
         max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_000_000, errors) as usize,

@@ -2,6 +2,10 @@
 //! routing source, the health checker and the SIGHUP config reloader.
 
 pub mod access_log;
+pub mod answer;
+pub mod client_limit;
+pub mod fast_path;
+pub mod http1;
 pub mod management;
 pub mod reload;
 pub mod router_proxy;
@@ -72,11 +76,9 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         state: state.clone(),
         settings: settings.clone(),
     };
-    let mut router = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        proxy,
-        "cti-kaltura router",
-    );
+    let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
+    let app = fast_path::RouterApp::new(proxy, state.clone(), settings.clone());
+    let mut router = Service::new("cti-kaltura router".to_string(), app);
     for addr in &config.listen {
         router.add_listener(
             ListenerConfig::tcp(addr.to_string())

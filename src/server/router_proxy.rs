@@ -3,9 +3,13 @@
 //! chosen edge with one retry on another edge of the region if the connection fails.
 
 use super::access_log::{self, AccessRecord};
-use crate::config::{HttpConfig, Mode};
+use super::answer::{
+    access_record, error_answer, over_limits, oversize_record, HeadSize, TextAnswer,
+    BODY_BAD_GATEWAY, CACHE_CONTROL,
+};
+use crate::config::Mode;
 use crate::metrics::{kind_label, outcome_label, KINDS, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
-use crate::routing::{decide, BadRequest, EdgeTarget, NotFound, Outcome, RequestFacts};
+use crate::routing::{decide, BadRequest, EdgeTarget, Outcome, RequestFacts};
 use crate::settings::SharedSettings;
 use crate::snapshot::{Selector, Snapshot};
 use crate::state::RouterState;
@@ -19,15 +23,6 @@ use pingora::ErrorSource;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub const BODY_NOT_FOUND: &str = "Server not found";
-pub const BODY_INVALID: &str = "Request invalid";
-pub const BODY_METHOD: &str = "Method not allowed";
-pub const BODY_UNAVAILABLE: &str = "No routing data loaded yet";
-pub const BODY_BAD_GATEWAY: &str = "Edge server unavailable";
-pub const BODY_URI_TOO_LONG: &str = "Request URI too long";
-pub const BODY_HEADERS_TOO_LARGE: &str = "Request headers too large";
-const CACHE_CONTROL: &str = "max-age=0, private, must-revalidate";
 
 pub struct RouterProxy {
     pub state: Arc<RouterState>,
@@ -55,48 +50,6 @@ pub struct RequestCtx {
     access: Option<Box<AccessRecord>>,
 }
 
-/// The access log's `reason` for a decision.
-fn reason(outcome: &Outcome, proxied: bool, panic: bool) -> &'static str {
-    match outcome {
-        Outcome::Redirect { .. } if panic => "panic_mode",
-        Outcome::Redirect { .. } if proxied => "proxy",
-        Outcome::Redirect { .. } => "redirect",
-        Outcome::NotFound(NotFound::Content) => "no_content",
-        Outcome::NotFound(NotFound::Edge) => "no_edge",
-        Outcome::BadRequest(BadRequest::Path) => "bad_path",
-        Outcome::BadRequest(BadRequest::ClientIp) => "bad_x_real_ip",
-        Outcome::MethodNotAllowed => "method_not_allowed",
-        Outcome::NoSnapshot => "no_snapshot",
-    }
-}
-
-/// The 4xx answer for a request over the configured size limits, if it is.
-fn over_limits(req: &RequestHeader, limits: &HttpConfig) -> Option<(u16, &'static str)> {
-    if req.raw_path().len() > limits.max_uri_bytes {
-        return Some((414, BODY_URI_TOO_LONG));
-    }
-    let header_bytes: usize = req
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if req.headers.len() > limits.max_header_count || header_bytes > limits.max_header_bytes {
-        return Some((431, BODY_HEADERS_TOO_LARGE));
-    }
-    None
-}
-
-/// Status and body of each non-redirect outcome.
-fn error_answer(outcome: &Outcome) -> (u16, &'static str) {
-    match outcome {
-        Outcome::NotFound(_) => (404, BODY_NOT_FOUND),
-        Outcome::BadRequest(_) => (400, BODY_INVALID),
-        Outcome::MethodNotAllowed => (405, BODY_METHOD),
-        Outcome::NoSnapshot => (503, BODY_UNAVAILABLE),
-        Outcome::Redirect { .. } => (500, ""),
-    }
-}
-
 async fn write_redirect(session: &mut Session, location: String) -> Result<()> {
     let mut resp = ResponseHeader::build(302, Some(3))?;
     resp.insert_header("Location", location)?;
@@ -106,12 +59,12 @@ async fn write_redirect(session: &mut Session, location: String) -> Result<()> {
     session.write_response_header(Box::new(resp), true).await
 }
 
-async fn write_text(
-    session: &mut Session,
-    status: u16,
-    body: &'static str,
-    extra: Option<(&'static str, &'static str)>,
-) -> Result<()> {
+async fn write_text(session: &mut Session, answer: TextAnswer) -> Result<()> {
+    let TextAnswer {
+        status,
+        body,
+        extra,
+    } = answer;
     let is_head = session.req_header().method == http::Method::HEAD;
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("Content-Type", HeaderValue::from_static("text/plain"))?;
@@ -126,16 +79,6 @@ async fn write_text(
     session
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
         .await
-}
-
-async fn write_error(session: &mut Session, outcome: &Outcome) -> Result<()> {
-    let (status, body) = error_answer(outcome);
-    let extra = match outcome {
-        Outcome::MethodNotAllowed => Some(("Allow", "GET, HEAD")),
-        Outcome::NoSnapshot => Some(("Retry-After", "5")),
-        _ => None,
-    };
-    write_text(session, status, body, extra).await
 }
 
 impl RouterProxy {
@@ -188,7 +131,6 @@ impl ProxyHttp for RouterProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.started = Instant::now();
-        session.set_pipelining_enabled(true);
         // Only where Pingora allows reuse (HTTP/1.1, no `Connection: close`, not shutting
         // down): there, bound the idle time, which Pingora leaves unlimited.
         if session.get_keepalive().is_some() {
@@ -205,26 +147,27 @@ impl ProxyHttp for RouterProxy {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         let req = session.req_header();
         let settings = self.settings.load();
-        if let Some((status, body)) = over_limits(req, &settings.config.http) {
+        let size = HeadSize {
+            uri_bytes: req.raw_path().len(),
+            header_count: req.headers.len(),
+            header_bytes: req
+                .headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum(),
+        };
+        if let Some(answer) = over_limits(size, &settings.config.http) {
             ctx.outcome = outcome_label(&Outcome::BadRequest(BadRequest::Path));
             if settings.config.access_log.enabled {
-                ctx.access = Some(Box::new(AccessRecord {
-                    client_ip: Some(peer),
-                    peer: Some(peer),
-                    method: req.method.to_string(),
-                    // Not the whole target: it is what was too long.
-                    path: String::from_utf8_lossy(&req.raw_path()[..req.raw_path().len().min(256)])
-                        .into_owned(),
-                    reason: if status == 414 {
-                        "uri_too_long"
-                    } else {
-                        "headers_too_large"
-                    },
-                    ..AccessRecord::default()
-                }));
+                ctx.access = Some(oversize_record(
+                    peer,
+                    req.method.as_str(),
+                    req.raw_path(),
+                    answer.status,
+                ));
             }
             drop(settings);
-            write_text(session, status, body, None).await?;
+            write_text(session, answer).await?;
             return Ok(true);
         }
         let policy = &settings.policy;
@@ -244,31 +187,14 @@ impl ProxyHttp for RouterProxy {
             .kind
             .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
         if settings.config.access_log.enabled {
-            let edge = match (&decision.outcome, decision.target, snapshot.as_deref()) {
-                (Outcome::Redirect { .. }, Some(t), Some(s)) => {
-                    Some(s.servers[t.edge_index as usize].domain_name.to_string())
-                }
-                _ => None,
-            };
-            let (region_id, subnet_id) = match &decision.outcome {
-                Outcome::Redirect {
-                    region_id,
-                    subnet_id,
-                    ..
-                } => (Some(*region_id), Some(*subnet_id)),
-                _ => (None, None),
-            };
-            let panic = decision.target.is_some_and(|t| t.panic);
-            ctx.access = Some(Box::new(AccessRecord {
-                client_ip: decision.client_ip,
-                peer: Some(peer),
-                method: req.method.to_string(),
-                path: req.uri.path().to_string(),
-                edge,
-                region_id,
-                subnet_id,
-                reason: reason(&decision.outcome, proxied, panic),
-            }));
+            ctx.access = Some(access_record(
+                &decision,
+                snapshot.as_deref(),
+                peer,
+                req.method.as_str(),
+                req.uri.path(),
+                proxied,
+            ));
         }
         match decision.outcome {
             Outcome::Redirect { location, .. } if proxied => {
@@ -303,7 +229,7 @@ impl ProxyHttp for RouterProxy {
             }
             other => {
                 drop((snapshot, settings));
-                write_error(session, &other).await?
+                write_text(session, error_answer(&other)).await?
             }
         }
         Ok(true)
@@ -422,7 +348,12 @@ impl ProxyHttp for RouterProxy {
             _ => 502,
         };
         if code != 0 && session.response_written().is_none() {
-            if let Err(write_error) = write_text(session, 502, BODY_BAD_GATEWAY, None).await {
+            let answer = TextAnswer {
+                status: 502,
+                body: BODY_BAD_GATEWAY,
+                extra: None,
+            };
+            if let Err(write_error) = write_text(session, answer).await {
                 log::debug!("cannot send 502 to the client: {write_error}");
             }
         }

@@ -1,0 +1,417 @@
+//! The public listeners' app. It reads each request head itself, under a header deadline and
+//! an idle timeout, and answers redirects and errors on a small HTTP/1 loop; everything else
+//! (proxy-mode routes, request bodies, unusual requests, TLS) goes, bytes untouched, to the
+//! Pingora proxy framework, whose per-request machinery costs as much as the rest of a redirect.
+
+use super::access_log::{self, AccessRecord};
+use super::answer::{
+    access_record, error_answer, over_limits, oversize_record, TextAnswer, BODY_HEADERS_TOO_LARGE,
+    BODY_URI_TOO_LONG,
+};
+use super::client_limit::ClientLimiter;
+use super::http1::{parse_head, write_redirect, write_text, FastHead, FastMethod, HeadParse};
+use super::router_proxy::RouterProxy;
+use crate::config::{HttpConfig, Mode};
+use crate::metrics::{kind_label, outcome_label, CloseReason, KINDS, METRICS};
+use crate::routing::{decide, BadRequest, Outcome, RequestFacts};
+use crate::settings::SharedSettings;
+use crate::state::RouterState;
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// First read buffer of a connection; it grows for larger heads.
+const INITIAL_BUFFER: usize = 2048;
+/// Room for a request line and header punctuation beyond the configured limits.
+const HEAD_SLACK: usize = 1024;
+
+pub struct RouterApp {
+    proxy: Arc<HttpProxy<RouterProxy>>,
+    state: Arc<RouterState>,
+    settings: SharedSettings,
+    clients: Arc<ClientLimiter>,
+    /// Set at shutdown's end: idle connections close.
+    closing: watch::Sender<bool>,
+}
+
+/// Why reading the next request stopped without a head.
+enum ReadEnd {
+    /// The client closed, or the connection failed.
+    Closed,
+    Idle,
+    HeaderTimeout,
+    Closing,
+}
+
+/// What reading the next request gave.
+enum NextRequest {
+    Head(HeadParse),
+    /// The buffer reached the size cap without a whole head: 414 or 431.
+    TooLarge(TextAnswer),
+}
+
+/// An answer written into the output buffer, to be counted once it is sent.
+struct Answered {
+    kind: usize,
+    outcome: usize,
+    status: u16,
+    access: Option<Box<AccessRecord>>,
+}
+
+fn peer_ip(stream: &Stream) -> IpAddr {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// The most bytes a head within the configured limits can take.
+fn head_cap(limits: &HttpConfig) -> usize {
+    limits.max_uri_bytes + limits.max_header_bytes + 4 * limits.max_header_count + HEAD_SLACK
+}
+
+async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<(), ReadEnd> {
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(buf.len().max(INITIAL_BUFFER));
+    }
+    match stream.read_buf(buf).await {
+        Ok(0) | Err(_) => Err(ReadEnd::Closed),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Reads until `buf` starts with a whole request head. The first request's head must arrive
+/// within the header timeout of `accepted`; a later one may be preceded by up to the
+/// keep-alive timeout of silence and must then arrive within the header timeout.
+async fn read_request(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    limits: &HttpConfig,
+    accepted: Option<Instant>,
+    closing: &mut watch::Receiver<bool>,
+) -> Result<NextRequest, ReadEnd> {
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
+    let mut deadline = accepted.map(|t| t + header_timeout);
+    if buf.is_empty() && deadline.is_none() {
+        if *closing.borrow() {
+            return Err(ReadEnd::Closing);
+        }
+        let idle = Duration::from_secs(limits.keepalive_timeout_secs);
+        tokio::select! {
+            biased;
+            read = pingora_timeout::timeout(idle, read_more(stream, buf)) => {
+                read.map_err(|_| ReadEnd::Idle)??;
+            }
+            _ = closing.changed() => return Err(ReadEnd::Closing),
+        }
+    }
+    let deadline = *deadline.get_or_insert_with(|| Instant::now() + header_timeout);
+    let cap = head_cap(limits);
+    loop {
+        match parse_head(buf) {
+            HeadParse::Partial => {}
+            parsed => return Ok(NextRequest::Head(parsed)),
+        }
+        if buf.len() >= cap {
+            let line_complete = buf.windows(2).any(|w| w == b"\r\n");
+            let (status, body) = if line_complete {
+                (431, BODY_HEADERS_TOO_LARGE)
+            } else {
+                (414, BODY_URI_TOO_LONG)
+            };
+            return Ok(NextRequest::TooLarge(TextAnswer {
+                status,
+                body,
+                extra: None,
+            }));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        pingora_timeout::timeout(left, read_more(stream, buf))
+            .await
+            .map_err(|_| ReadEnd::HeaderTimeout)??;
+    }
+}
+
+async fn send(stream: &mut Stream, out: &[u8]) -> bool {
+    stream.write_all(out).await.is_ok() && stream.flush().await.is_ok()
+}
+
+impl RouterApp {
+    pub fn new(
+        proxy: HttpProxy<RouterProxy>,
+        state: Arc<RouterState>,
+        settings: SharedSettings,
+    ) -> Self {
+        RouterApp {
+            proxy: Arc::new(proxy),
+            state,
+            settings,
+            clients: Arc::new(ClientLimiter::default()),
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    /// Routes a head the fast path can answer and writes the answer into `out`; `None` when
+    /// the request is to be proxied.
+    fn answer(
+        &self,
+        buf: &[u8],
+        head: &FastHead,
+        peer: IpAddr,
+        keep_alive: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Answered> {
+        let settings = self.settings.load();
+        let target = &buf[head.target.clone()];
+        let head_only = head.method == FastMethod::Head;
+        let method = head.method.as_http();
+        let access_on = settings.config.access_log.enabled;
+        if let Some(answer) = over_limits(head.size, &settings.config.http) {
+            write_text(out, answer, head_only, keep_alive);
+            return Some(Answered {
+                kind: KINDS.len() - 1,
+                outcome: outcome_label(&Outcome::BadRequest(BadRequest::Path)),
+                status: answer.status,
+                access: access_on
+                    .then(|| oversize_record(peer, method.as_str(), target, answer.status)),
+            });
+        }
+        // Visible ASCII only (checked by the parser).
+        let target = std::str::from_utf8(target).ok()?;
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let snapshot = self.state.snapshot_guard();
+        let facts = RequestFacts {
+            method,
+            path,
+            query,
+            peer,
+            x_real_ip: head.x_real_ip.clone().map(|r| &buf[r]),
+            random: fastrand::u64(..),
+        };
+        let policy = &settings.policy;
+        let decision = decide(snapshot.as_deref(), policy, &facts);
+        let proxied = decision
+            .kind
+            .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
+        let redirect = matches!(decision.outcome, Outcome::Redirect { .. });
+        if proxied && redirect {
+            return None;
+        }
+        let access = access_on.then(|| {
+            access_record(
+                &decision,
+                snapshot.as_deref(),
+                peer,
+                method.as_str(),
+                path,
+                proxied,
+            )
+        });
+        let kind = kind_label(decision.kind);
+        let outcome = outcome_label(&decision.outcome);
+        let status = match &decision.outcome {
+            Outcome::Redirect { location, .. } => {
+                write_redirect(out, location, keep_alive);
+                302
+            }
+            other => {
+                let answer = error_answer(other);
+                write_text(out, answer, head_only, keep_alive);
+                answer.status
+            }
+        };
+        Some(Answered {
+            kind,
+            outcome,
+            status,
+            access,
+        })
+    }
+
+    fn record(&self, answered: Answered, started: Instant) {
+        let took = started.elapsed();
+        METRICS.count_request(answered.kind, answered.outcome);
+        METRICS.observe_duration(answered.kind, took);
+        if let Some(record) = &answered.access {
+            let json = self.settings.load().config.access_log.json;
+            access_log::write(record, answered.status, took, json);
+        }
+    }
+
+    /// Hands the request at the start of `buf` (`request_len` bytes when known) to the
+    /// framework; the connection comes back when it may be reused.
+    async fn delegate(
+        &self,
+        stream: Stream,
+        buf: &mut BytesMut,
+        request_len: Option<usize>,
+        limits: &HttpConfig,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let take = request_len.map_or(buf.len(), |n| n.min(buf.len()));
+        let mut session = ServerSession::new_http1(stream);
+        session.set_pipelined_prefix(buf.split_to(take));
+        let keepalive = (!*shutdown.borrow()).then_some(limits.keepalive_timeout_secs);
+        session.set_keepalive(keepalive);
+        let reused = self.proxy.process_new_http(session, shutdown).await?;
+        // Pipelining stays off in the framework, so no bytes of a next request are left
+        // inside the returned settings: they are all in `buf` or still in the socket.
+        Some(reused.consume().0)
+    }
+
+    /// Serves one plain HTTP/1 connection until it ends (`None`).
+    async fn serve(
+        &self,
+        mut stream: Stream,
+        peer: IpAddr,
+        shutdown: &ShutdownWatch,
+    ) -> Option<()> {
+        let mut closing = self.closing.subscribe();
+        let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
+        let mut out = Vec::with_capacity(512);
+        let mut accepted = Some(Instant::now());
+        loop {
+            let limits = self.settings.load().config.http;
+            let next = read_request(&mut stream, &mut buf, &limits, accepted, &mut closing).await;
+            accepted = None;
+            let head = match next {
+                Ok(NextRequest::Head(head)) => head,
+                Ok(NextRequest::TooLarge(answer)) => {
+                    METRICS.count_close(CloseReason::HeadTooLarge);
+                    return self.refuse(&mut stream, answer).await;
+                }
+                Err(ReadEnd::HeaderTimeout) => {
+                    METRICS.count_close(CloseReason::HeaderTimeout);
+                    return None;
+                }
+                Err(ReadEnd::Idle) => {
+                    METRICS.count_close(CloseReason::IdleTimeout);
+                    return None;
+                }
+                Err(ReadEnd::Closed | ReadEnd::Closing) => return None,
+            };
+            let request_len = match head {
+                HeadParse::Fast(fast) => {
+                    let started = Instant::now();
+                    out.clear();
+                    let keep_alive = fast.keep_alive && !*shutdown.borrow();
+                    match self.answer(&buf, &fast, peer, keep_alive, &mut out) {
+                        Some(answered) => {
+                            buf.advance(fast.head_len);
+                            let sent = send(&mut stream, &out).await;
+                            self.record(answered, started);
+                            if !sent {
+                                return None;
+                            }
+                            if !keep_alive {
+                                let _ = stream.shutdown().await;
+                                return None;
+                            }
+                            continue;
+                        }
+                        // A proxy-mode route: the framework routes it again and proxies it.
+                        None => Some(fast.head_len),
+                    }
+                }
+                HeadParse::Delegate { request_len } => request_len,
+                HeadParse::TooManyHeaders => {
+                    let answer = TextAnswer {
+                        status: 431,
+                        body: BODY_HEADERS_TOO_LARGE,
+                        extra: None,
+                    };
+                    return self.refuse(&mut stream, answer).await;
+                }
+                // read_request returns whole heads only.
+                HeadParse::Partial => return None,
+            };
+            stream = self
+                .delegate(stream, &mut buf, request_len, &limits, shutdown)
+                .await?;
+        }
+    }
+
+    /// Answers a head over the size limits and ends the connection.
+    async fn refuse(&self, stream: &mut Stream, answer: TextAnswer) -> Option<()> {
+        let started = Instant::now();
+        let mut out = Vec::with_capacity(256);
+        write_text(&mut out, answer, false, false);
+        send(stream, &out).await;
+        let _ = stream.shutdown().await;
+        let answered = Answered {
+            kind: KINDS.len() - 1,
+            outcome: outcome_label(&Outcome::BadRequest(BadRequest::Path)),
+            status: answer.status,
+            access: None,
+        };
+        self.record(answered, started);
+        None
+    }
+}
+
+/// Counts an open client connection for as long as it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        METRICS.client_connections.inc();
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        METRICS.client_connections.dec();
+    }
+}
+
+#[async_trait]
+impl ServerApp for RouterApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if stream.get_ssl_digest().is_some() {
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        }
+        let peer = peer_ip(&stream);
+        let limit = {
+            let settings = self.settings.load();
+            let limit = settings.config.http.max_connections_per_client;
+            let exempt = settings.policy.trusted_proxies.contains(peer);
+            (limit > 0 && !exempt).then_some(limit)
+        };
+        let _slot = match limit {
+            Some(limit) => match self.clients.admit(peer, limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    METRICS.count_close(CloseReason::ClientLimit);
+                    log::debug!("refused a connection from {peer}: {limit} already open");
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let _open = OpenConnection::new();
+        self.serve(stream, peer, shutdown).await;
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.closing.send_replace(true);
+        ServerApp::cleanup(&*self.proxy).await;
+    }
+}
