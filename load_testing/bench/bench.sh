@@ -33,7 +33,7 @@
 #   WARMUP (2), CONNECTIONS (64), WRK_THREADS (1), SERVER_CPU (0), CLIENT_CPU (1),
 #   EDGE_CPU (CLIENT_CPU), MODES ("keepalive close"; "" skips the redirect rounds), PROXY (1),
 #   PROXY_SIZES ("1k 1m"),
-#   PROFILE (1), CALLGRIND (1), CG_DURATION (10), PORT/MGMT_PORT (router, 24101/24102), NGINX_PORT (24181), EDGE_PORT (24190),
+#   PROFILE (1), CALLGRIND (1), CG_DURATION (10), CG_MODES ("keepalive"; "keepalive close"), PORT/MGMT_PORT (router, 24101/24102), NGINX_PORT (24181), EDGE_PORT (24190),
 #   URLS (load_testing/bench/urls.txt), OUT (load_testing/results/bench-TIMESTAMP), SKIP_BUILD.
 # Everything listens on and talks to 127.0.0.1 only; every process started here is stopped on
 # exit (trap), and every wrk run is bounded by `timeout`.
@@ -61,6 +61,7 @@ PROXY_SIZES=${PROXY_SIZES-1k 1m}
 PROFILE=${PROFILE:-1}
 CALLGRIND=${CALLGRIND:-1}
 CG_DURATION=${CG_DURATION:-10}
+CG_MODES=${CG_MODES:-keepalive}
 NGINX_PORT=${NGINX_PORT:-24181}
 EDGE_PORT=${EDGE_PORT:-24190}
 URLS=${URLS:-$BENCH_DIR/urls.txt}
@@ -186,6 +187,8 @@ profile() {
 callgrind_run() {
   local name=$1 port=$2 url=$3 want=$4
   shift 4
+  local -a close_args=()
+  case "$name" in *-close) close_args=(-H 'Connection: close') ;; esac
   local out="$OUT/callgrind-$name.out" code start=$SECONDS
   taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no "$@" \
     >"$OUT/callgrind-$name.log" 2>&1 &
@@ -201,8 +204,8 @@ callgrind_run() {
   taskset -c "$CLIENT_CPU" timeout 60 wrk -t1 -c8 -d2s -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$URLS" \
     >/dev/null 2>&1 || true
   callgrind_control --zero "$pid" >/dev/null
-  taskset -c "$CLIENT_CPU" timeout $((CG_DURATION + 60)) wrk -t1 -c8 -d"${CG_DURATION}s" -s "$BENCH_DIR/urls.lua" \
-    "http://127.0.0.1:$port" -- "$URLS" >"$OUT/wrk-callgrind-$name.txt" 2>&1 || true
+  taskset -c "$CLIENT_CPU" timeout $((CG_DURATION + 60)) wrk -t1 -c8 -d"${CG_DURATION}s" "${close_args[@]}" \
+    -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$URLS" >"$OUT/wrk-callgrind-$name.txt" 2>&1 || true
   callgrind_control --dump=load "$pid" >/dev/null
   local requests
   requests=$(sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$OUT/wrk-callgrind-$name.txt")
@@ -233,11 +236,15 @@ ROUTER_PID="" NGINX_PID=""
 
 # --- instruction counts (callgrind) ---------------------------------------------------------
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
-  bench_log "callgrind: instructions per redirect, router then nginx (${CG_DURATION}s of wrk -c8 each)"
-  callgrind_run router "$PORT" "http://127.0.0.1:$MGMT_PORT/readyz" 200 \
-    "$LT_BIN" -c "$OUT/router-redirect.yaml"
-  callgrind_run nginx "$NGINX_PORT" "http://127.0.0.1:$NGINX_PORT/static/probe.png" 302 \
-    "$NGINX_BIN" -p "$LT_TMP/nginx-redirect" -c nginx.conf -g 'daemon off; master_process off;'
+  for cg_mode in $CG_MODES; do
+    suffix=""
+    [ "$cg_mode" = close ] && suffix="-close"
+    bench_log "callgrind ($cg_mode): instructions per redirect, router then nginx (${CG_DURATION}s of wrk -c8 each)"
+    callgrind_run "router$suffix" "$PORT" "http://127.0.0.1:$MGMT_PORT/readyz" 200 \
+      "$LT_BIN" -c "$OUT/router-redirect.yaml"
+    callgrind_run "nginx$suffix" "$NGINX_PORT" "http://127.0.0.1:$NGINX_PORT/static/probe.png" 302 \
+      "$NGINX_BIN" -p "$LT_TMP/nginx-redirect" -c nginx.conf -g 'daemon off; master_process off;'
+  done
 elif [ "$CALLGRIND" = 1 ]; then
   bench_log "valgrind is not installed: no instruction counts (apt-get install valgrind)"
 fi
@@ -310,7 +317,7 @@ python3 "$BENCH_DIR/bench_report.py" report "$ROUNDS_FILE" >"$OUT/report.md"
       echo
     fi
   done
-  for name in router nginx; do
+  for name in router nginx router-close nginx-close; do
     if [ -s "$OUT/callgrind-$name.md" ]; then
       echo "### callgrind, $name"
       cat "$OUT/callgrind-$name.md"

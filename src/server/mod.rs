@@ -27,9 +27,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Read buffer per client connection. Pingora's default, 64 KiB, is zeroed for every new
-/// connection; requests to the router are a few hundred bytes.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Pingora's read buffer per client connection: none. Pingora's default, 64 KiB, is zeroed
+/// for every new connection; the router reads request heads into its own growing buffer
+/// (`fast_path`), and Pingora's HTTP session, when it takes a request over, has its own too.
+const READ_BUFFER_BYTES: usize = 0;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
