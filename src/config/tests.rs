@@ -26,6 +26,8 @@ fn minimal_config_gets_documented_defaults() {
         .contains("10.0.0.1".parse().unwrap()));
     assert!(c.health.enabled);
     assert_eq!(c.http.keepalive_timeout_secs, 60);
+    assert_eq!(c.http.header_timeout_secs, 10);
+    assert_eq!(c.http.max_connections_per_client, 1000);
     assert!(c.redirect.append_query_string);
     assert_eq!(c.routing.watch_interval, Some(Duration::from_secs(2)));
 }
@@ -50,7 +52,7 @@ fn every_bad_key_is_reported_by_path() {
   client_ip:
     trusted_proxies: [\"10.0.0.0/8\", \"10.0.0.300/8\", 5]
   health: {enabled: maybe}
-  http: {keepalive_timeout_secs: 0}
+  http: {keepalive_timeout_secs: 0, header_timeout_secs: 0, max_connections_per_client: -1}
   colour: blue
 ",
     );
@@ -64,6 +66,8 @@ fn every_bad_key_is_reported_by_path() {
             "router.client_ip.trusted_proxies[2]: expected a string, found a number",
             "router.health.enabled: expected true or false, found a string",
             "router.http.keepalive_timeout_secs: must be a whole number from 1 to 3600",
+            "router.http.header_timeout_secs: must be a whole number from 1 to 300",
+            "router.http.max_connections_per_client: must be a whole number from 0 to 1000000",
             "router.colour: unknown key",
         ]
     );
