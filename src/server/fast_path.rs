@@ -31,6 +31,9 @@ use tokio::sync::watch;
 
 /// First read buffer of a connection; it grows for larger heads.
 const INITIAL_BUFFER: usize = 2048;
+/// Largest request body (of a request answered here, e.g. a 405 to a POST) read and dropped
+/// to keep the connection; the connection is closed after the answer to a larger one.
+const MAX_DISCARDED_BODY: usize = 64 * 1024;
 /// Room for a request line and header punctuation beyond the configured limits.
 const HEAD_SLACK: usize = 1024;
 
@@ -141,8 +144,44 @@ async fn read_request(
     }
 }
 
-async fn send(stream: &mut Stream, out: &[u8]) -> bool {
-    stream.write_all(out).await.is_ok() && stream.flush().await.is_ok()
+/// Reads and drops a request body of `len` bytes (some may be in `buf` already), so that the
+/// connection can carry the next request; false when it does not arrive in time.
+async fn discard_body(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    len: usize,
+    limits: &HttpConfig,
+) -> bool {
+    let buffered = len.min(buf.len());
+    buf.advance(buffered);
+    let mut left = len - buffered;
+    let deadline = Instant::now() + Duration::from_secs(limits.header_timeout_secs);
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match pingora_timeout::timeout(wait, read_more(stream, buf)).await {
+            Ok(Ok(())) => {
+                let taken = left.min(buf.len());
+                buf.advance(taken);
+                left -= taken;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Writes an answer; false when the connection failed or the client did not take the answer
+/// within `limit` (a client that sends requests and never reads its answers).
+async fn send(stream: &mut Stream, out: &[u8], limit: Duration) -> bool {
+    let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
+    pingora_timeout::timeout(limit, write)
+        .await
+        .unwrap_or(false)
+}
+
+/// How long an answer may take to be written: the keep-alive timeout.
+fn send_limit(limits: &HttpConfig) -> Duration {
+    Duration::from_secs(limits.keepalive_timeout_secs)
 }
 
 impl RouterApp {
@@ -173,7 +212,7 @@ impl RouterApp {
         let settings = self.settings.load();
         let target = &buf[head.target.clone()];
         let head_only = head.method == FastMethod::Head;
-        let method = head.method.as_http();
+        let method = head.method.to_http(buf)?;
         let access_on = settings.config.access_log.enabled;
         if let Some(answer) = over_limits(head.size, &settings.config.http) {
             write_text(out, answer, head_only, keep_alive);
@@ -193,7 +232,7 @@ impl RouterApp {
         };
         let snapshot = self.state.snapshot_guard();
         let facts = RequestFacts {
-            method,
+            method: &method,
             path,
             query,
             peer,
@@ -306,11 +345,19 @@ impl RouterApp {
                 HeadParse::Fast(fast) => {
                     let started = Instant::now();
                     out.clear();
-                    let keep_alive = fast.keep_alive && !*shutdown.borrow();
+                    let keep_alive = fast.keep_alive
+                        && !*shutdown.borrow()
+                        && fast.body_len <= MAX_DISCARDED_BODY;
                     match self.answer(&buf, &fast, peer, keep_alive, &mut out) {
                         Some(answered) => {
                             buf.advance(fast.head_len);
-                            let sent = send(&mut stream, &out).await;
+                            if keep_alive
+                                && !discard_body(&mut stream, &mut buf, fast.body_len, &limits)
+                                    .await
+                            {
+                                return None;
+                            }
+                            let sent = send(&mut stream, &out, send_limit(&limits)).await;
                             self.record(answered, started);
                             if !sent {
                                 return None;
@@ -322,11 +369,12 @@ impl RouterApp {
                             continue;
                         }
                         // A proxy-mode route: the framework routes it again and proxies it.
-                        None => Some(fast.head_len),
+                        None => Some(fast.head_len + fast.body_len),
                     }
                 }
                 HeadParse::Delegate { request_len } => request_len,
                 HeadParse::TooManyHeaders => {
+                    METRICS.count_close(CloseReason::HeadTooLarge);
                     let answer = TextAnswer {
                         status: 431,
                         body: BODY_HEADERS_TOO_LARGE,
@@ -348,7 +396,8 @@ impl RouterApp {
         let started = Instant::now();
         let mut out = Vec::with_capacity(256);
         write_text(&mut out, answer, false, false);
-        send(stream, &out).await;
+        let limits = self.settings.load().config.http;
+        send(stream, &out, send_limit(&limits)).await;
         let _ = stream.shutdown().await;
         let answered = Answered {
             kind: KINDS.len() - 1,

@@ -10,30 +10,33 @@ use std::ops::Range;
 /// More headers than Pingora itself accepts (256), so "too many" is always over the limit.
 const MAX_PARSED_HEADERS: usize = 257;
 
-/// The methods answered without the framework.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request's method: the two routed ones, or another (answered 405), by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FastMethod {
     Get,
     Head,
+    Other(Range<usize>),
 }
 
 impl FastMethod {
-    pub fn as_http(self) -> &'static http::Method {
-        static GET: http::Method = http::Method::GET;
-        static HEAD: http::Method = http::Method::HEAD;
+    /// The method as `http` knows it; `None` for one it cannot represent.
+    pub fn to_http(&self, buf: &[u8]) -> Option<http::Method> {
         match self {
-            FastMethod::Get => &GET,
-            FastMethod::Head => &HEAD,
+            FastMethod::Get => Some(http::Method::GET),
+            FastMethod::Head => Some(http::Method::HEAD),
+            FastMethod::Other(range) => http::Method::from_bytes(&buf[range.clone()]).ok(),
         }
     }
 }
 
-/// A complete request head the router answers itself: GET or HEAD, no body, an origin-form
-/// target of visible ASCII. Ranges index the buffer that was parsed.
+/// A complete request head the router answers itself: no chunked body, no `Upgrade` or
+/// `Expect`, an origin-form target of visible ASCII. Ranges index the buffer that was parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FastHead {
     /// Bytes of the head, up to and including the empty line.
     pub head_len: usize,
+    /// Bytes of the body that follows the head (`Content-Length`).
+    pub body_len: usize,
     pub method: FastMethod,
     /// Path and query.
     pub target: Range<usize>,
@@ -123,7 +126,8 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
     let method = match req.method {
         Some("GET") => FastMethod::Get,
         Some("HEAD") => FastMethod::Head,
-        _ => return HeadParse::Delegate { request_len },
+        Some(other) => FastMethod::Other(range_in(buf, other.as_bytes())),
+        None => return HeadParse::Delegate { request_len },
     };
     let target = req.path.unwrap_or_default().as_bytes();
     size.uri_bytes = target.len();
@@ -131,11 +135,12 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
         && target
             .iter()
             .all(|&b| (0x21..=0x7e).contains(&b) && b != b'#');
-    if !plain || body_len != 0 || !origin_form {
+    if !plain || !origin_form || request_len.is_none() {
         return HeadParse::Delegate { request_len };
     }
     HeadParse::Fast(FastHead {
         head_len,
+        body_len,
         method,
         target: range_in(buf, target),
         x_real_ip,
@@ -241,21 +246,20 @@ mod tests {
     }
 
     #[test]
-    fn anything_unusual_goes_to_the_framework_with_its_length() {
+    fn bodies_and_other_methods_are_known_by_length() {
         let post = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET";
-        assert_eq!(
-            parse_head(post),
-            HeadParse::Delegate {
-                request_len: Some(post.len() - 3)
-            }
-        );
+        let head = fast(post);
+        assert_eq!(head.head_len + head.body_len, post.len() - 3);
+        assert_eq!(head.method.to_http(post), Some(http::Method::POST));
         let get_body = b"GET /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nab";
-        assert_eq!(
-            parse_head(get_body),
-            HeadParse::Delegate {
-                request_len: Some(get_body.len())
-            }
-        );
+        let head = fast(get_body);
+        assert_eq!((head.method, head.body_len), (FastMethod::Get, 2));
+        let odd = b"BREW /pot HTTP/1.1\r\n\r\n";
+        assert_eq!(fast(odd).method.to_http(odd).unwrap().as_str(), "BREW");
+    }
+
+    #[test]
+    fn anything_unusual_goes_to_the_framework_with_its_length() {
         for raw in [
             &b"GET /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
             b"GET /a HTTP/1.1\r\nContent-Length: x\r\n\r\n",
@@ -270,6 +274,7 @@ mod tests {
             b"GET /a HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
             b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             b"OPTIONS * HTTP/1.1\r\n\r\n",
+            b"POST http://x/a HTTP/1.1\r\n\r\n",
             b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n",
         ] {
             assert!(

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod cli;
+mod connections;
 mod data;
 mod fake_edge;
 mod harness;
