@@ -143,16 +143,9 @@ fn check_health_before_takeover(settings: &SharedSettings, state: &std::sync::Ar
     );
 }
 
-/// Binds `addr` the way Pingora will (IPv6 listeners IPv6-only), then lets it go.
+/// Binds `addr` the way the router will, then lets it go.
 fn try_bind(addr: SocketAddr) -> std::io::Result<()> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1)
+    cti_kaltura::server::listeners::bind(addr).map(drop)
 }
 
 /// Every configured listener can be bound now (none is taken by another process).

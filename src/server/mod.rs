@@ -6,6 +6,7 @@ pub mod answer;
 pub mod client_limit;
 pub mod fast_path;
 pub mod http1;
+pub mod listeners;
 pub mod management;
 pub mod reload;
 pub mod router_proxy;
@@ -17,8 +18,7 @@ use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;
 use crate::sources::RefreshSender;
 use crate::state::RouterState;
-use pingora::listeners::{ListenerConfig, TcpSocketOptions};
-use pingora::protocols::l4::stream::L4BufferSettings;
+use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -26,11 +26,6 @@ use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Pingora's read buffer per client connection: none. Pingora's default, 64 KiB, is zeroed
-/// for every new connection; the router reads request heads into its own growing buffer
-/// (`fast_path`), and Pingora's HTTP session, when it takes a request over, has its own too.
-const READ_BUFFER_BYTES: usize = 0;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
@@ -79,17 +74,7 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     let app = fast_path::RouterApp::new(proxy, state.clone(), settings.clone());
-    let mut router = Service::new("cti-kaltura router".to_string(), app);
-    for addr in &config.listen {
-        router.add_listener(
-            ListenerConfig::tcp(addr.to_string())
-                .tcp_socket_options(socket_options(addr))
-                .l4_buffer(L4BufferSettings {
-                    read: Some(READ_BUFFER_BYTES),
-                    write: None,
-                }),
-        );
-    }
+    let router = listeners::RouterListeners::new("cti-kaltura router", config.listen.clone(), app);
 
     let management_app = management::Management {
         state: state.clone(),

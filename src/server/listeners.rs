@@ -1,0 +1,150 @@
+//! The public listeners' service: binds each `router.listen` address (or takes its socket over
+//! from the previous process in a zero-downtime upgrade, through Pingora's table of listening
+//! sockets), accepts, and runs [`RouterApp`] on each connection in a task of its own. Pingora's
+//! generic listening service spawns a future of about 8.7 KB per connection (it carries TLS
+//! handshake state the router's plain listeners never use); this one spawns a few hundred bytes.
+
+use super::fast_path::RouterApp;
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::l4::listener::Listener;
+use pingora::server::{ListenFds, ShutdownWatch};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pending connections the kernel queues per listener (Pingora's value).
+const BACKLOG: i32 = 65_535;
+
+pub struct RouterListeners {
+    name: String,
+    addrs: Vec<SocketAddr>,
+    app: Option<RouterApp>,
+}
+
+impl RouterListeners {
+    pub fn new(name: &str, addrs: Vec<SocketAddr>, app: RouterApp) -> Self {
+        RouterListeners {
+            name: name.to_string(),
+            addrs,
+            app: Some(app),
+        }
+    }
+}
+
+/// A new listening socket: address reuse, IPv6 listeners IPv6-only (so `0.0.0.0:p` and
+/// `[::]:p` can both be listened on).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// The listening socket for `addr`: the one handed over by the previous process if there is
+/// one, else a new one, registered so that it can be handed to the next.
+fn listen(addr: SocketAddr, fds: Option<&ListenFds>) -> std::io::Result<tokio::net::TcpListener> {
+    let key = addr.to_string();
+    let std_listener = match fds {
+        Some(fds) => {
+            let mut table = fds.lock();
+            match table.get(&key) {
+                // SAFETY: the table holds a listening socket the previous process sent for
+                // this address, and nothing else in this process owns it.
+                Some(&fd) => unsafe { std::net::TcpListener::from_raw_fd(fd) },
+                None => {
+                    let listener = bind(addr)?;
+                    table.add(key, listener.as_raw_fd());
+                    listener
+                }
+            }
+        }
+        None => bind(addr)?,
+    };
+    std_listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(std_listener)
+}
+
+/// Accepts until shutdown starts.
+async fn accept_loop(app: Arc<RouterApp>, listener: Arc<Listener>, mut shutdown: ShutdownWatch) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            changed = shutdown.changed() => match changed {
+                Ok(()) if !*shutdown.borrow() => continue,
+                _ => break,
+            },
+        };
+        match accepted {
+            Ok(mut stream) => {
+                // Answers are small and written whole: no Nagle delay.
+                let _ = stream.set_nodelay();
+                let app = Arc::clone(&app);
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    app.process_new(Box::new(stream), &shutdown).await;
+                });
+            }
+            Err(e) => {
+                log::error!("accept() failed: {e}");
+                if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE)
+                {
+                    // Out of file descriptors: accept would fail at once again; wait for
+                    // connections to close.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl pingora::services::Service for RouterListeners {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        let Some(app) = self.app.take() else {
+            log::error!("{}: started twice", self.name);
+            return;
+        };
+        let app = Arc::new(app);
+        let mut loops = Vec::new();
+        for addr in &self.addrs {
+            let listener = match listen(*addr, fds.as_ref()) {
+                Ok(listener) => Arc::new(Listener::from(listener)),
+                Err(e) => {
+                    // Checked before start-up; only another process taking the port in
+                    // between gets here.
+                    log::error!("cannot listen on {addr}: {e}");
+                    std::process::exit(1);
+                }
+            };
+            log::info!("listening on {addr}");
+            for _ in 0..listeners_per_fd.max(1) {
+                let accepting =
+                    accept_loop(Arc::clone(&app), Arc::clone(&listener), shutdown.clone());
+                loops.push(tokio::spawn(accepting));
+            }
+        }
+        futures_util::future::join_all(loops).await;
+        log::info!("{}: listeners closed", self.name);
+        app.cleanup().await;
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        Some(self.addrs.iter().map(|a| a.to_string()).collect())
+    }
+}
