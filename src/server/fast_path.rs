@@ -6,7 +6,7 @@
 use super::access_log::{self, AccessRecord};
 use super::answer::{
     access_record, error_answer, over_limits, oversize_record, TextAnswer, BODY_HEADERS_TOO_LARGE,
-    BODY_URI_TOO_LONG,
+    BODY_INVALID, BODY_URI_TOO_LONG,
 };
 use super::client_limit::ClientLimiter;
 use super::http1::{parse_head, write_redirect, write_text, FastHead, FastMethod, HeadParse};
@@ -382,6 +382,14 @@ impl RouterApp {
                     };
                     return self.refuse(&mut stream, answer).await;
                 }
+                HeadParse::Invalid => {
+                    let answer = TextAnswer {
+                        status: 400,
+                        body: BODY_INVALID,
+                        extra: None,
+                    };
+                    return self.refuse(&mut stream, answer).await;
+                }
                 // read_request returns whole heads only.
                 HeadParse::Partial => return None,
             };
@@ -391,7 +399,8 @@ impl RouterApp {
         }
     }
 
-    /// Answers a head over the size limits and ends the connection.
+    /// Answers a head that is not read further (over the size cap, or not HTTP) and ends the
+    /// connection.
     async fn refuse(&self, stream: &mut Stream, answer: TextAnswer) -> Option<()> {
         let started = Instant::now();
         let mut out = Vec::with_capacity(256);

@@ -61,6 +61,8 @@ pub enum HeadParse {
     },
     /// More header lines than any limit allows.
     TooManyHeaders,
+    /// Not HTTP/1 (a bad request line or header line).
+    Invalid,
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -82,8 +84,8 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return HeadParse::Partial,
         Err(httparse::Error::TooManyHeaders) => return HeadParse::TooManyHeaders,
-        // Pingora answers what it makes of it (a 400).
-        Err(_) => return HeadParse::Delegate { request_len: None },
+        // Pingora parses with the same httparse rules, and would answer 400 too.
+        Err(_) => return HeadParse::Invalid,
     };
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
@@ -264,9 +266,15 @@ mod tests {
             &b"GET /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
             b"GET /a HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"GET\x01 / HTTP/1.1\r\n\r\n",
         ] {
             assert_eq!(parse_head(raw), HeadParse::Delegate { request_len: None });
+        }
+        for raw in [
+            &b"GET\x01 / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        ] {
+            assert_eq!(parse_head(raw), HeadParse::Invalid);
         }
         for raw in [
             &b"GET http://x/a HTTP/1.1\r\n\r\n"[..],

@@ -743,3 +743,34 @@ fn proxied_and_redirected_requests_share_one_keepalive_connection() {
         ["/vod/movie-0.bin", "/vod/movie-1.bin", "/vod/movie-2.bin"]
     );
 }
+
+/// `cti_kaltura_requests_total{kind="invalid",outcome="bad_request"}`.
+fn invalid_requests(router: &Router) -> f64 {
+    metric_sum(
+        &metrics(router),
+        "cti_kaltura_requests_total",
+        &[("kind", "invalid"), ("outcome", "bad_request")],
+    )
+}
+
+#[test]
+fn heads_that_are_not_http_get_400_are_counted_and_the_connection_closes() {
+    let router = Setup::with(data::standard()).start();
+    let before = invalid_requests(&router);
+    let garbage: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nbad header line\r\n\r\n",
+        b"GET\x01/ HTTP/1.1\r\n\r\n",
+        // The start of a TLS ClientHello, sent to the plain-HTTP port.
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ];
+    for bytes in garbage {
+        let mut wire = Wire::open(router.v4());
+        wire.send(bytes);
+        let answer = wire.response(false);
+        assert_error(&answer, 400, "Request invalid");
+        assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
+        wire.assert_closed_silently(Duration::from_secs(2));
+    }
+    assert_eq!(invalid_requests(&router) - before, 3.0);
+    assert_redirect(&router.get(REDIRECT), REDIRECT_LOCATION);
+}
