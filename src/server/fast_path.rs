@@ -15,18 +15,21 @@ use crate::config::{HttpConfig, Mode};
 use crate::metrics::{kind_label, outcome_label, CloseReason, KINDS, METRICS};
 use crate::routing::{decide, BadRequest, Outcome, RequestFacts};
 use crate::settings::SharedSettings;
+use crate::snapshot::canonical_ip;
 use crate::state::RouterState;
-use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// First read buffer of a connection; it grows for larger heads.
@@ -70,11 +73,49 @@ struct Answered {
     access: Option<Box<AccessRecord>>,
 }
 
-fn peer_ip(stream: &Stream) -> IpAddr {
-    stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+/// A connection the fast loop serves: the accepted socket itself, or Pingora's stream once
+/// the framework has handled a request on it.
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Turns Nagle's algorithm off, for connections that carry more than one answer.
+    fn no_delay(&mut self) {}
+}
+
+impl Connection for TcpStream {
+    fn no_delay(&mut self) {
+        let _ = self.set_nodelay(true);
+    }
+}
+
+/// Pingora's streams come from [`into_pingora_stream`], which turned Nagle off.
+impl Connection for Stream {}
+
+/// The accepted socket as a Pingora stream, for the framework: Nagle off, and the client's
+/// address known without asking the kernel again.
+fn into_pingora_stream(tcp: TcpStream, peer: SocketAddr) -> Stream {
+    let _ = tcp.set_nodelay(true);
+    let mut stream: L4Stream = tcp.into();
+    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(peer.into()));
+    stream.set_socket_digest(digest);
+    Box::new(stream)
+}
+
+/// A connection's state across requests, whichever stream carries it.
+struct ConnState {
+    buf: BytesMut,
+    out: Vec<u8>,
+    /// When the connection was accepted, until its first request head is read.
+    accepted: Option<Instant>,
+    closing: watch::Receiver<bool>,
+    answers: u64,
+}
+
+/// How serving a stream ended.
+enum Served {
+    /// The connection is over.
+    Done,
+    /// The request at the start of the buffer (this long, when known) is for the framework.
+    Delegate(Option<usize>),
 }
 
 /// The most bytes a head within the configured limits can take.
@@ -82,7 +123,7 @@ fn head_cap(limits: &HttpConfig) -> usize {
     limits.max_uri_bytes + limits.max_header_bytes + 4 * limits.max_header_count + HEAD_SLACK
 }
 
-async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<(), ReadEnd> {
+async fn read_more<S: Connection>(stream: &mut S, buf: &mut BytesMut) -> Result<(), ReadEnd> {
     if buf.capacity() - buf.len() < 512 {
         buf.reserve(buf.len().max(INITIAL_BUFFER));
     }
@@ -95,8 +136,8 @@ async fn read_more(stream: &mut Stream, buf: &mut BytesMut) -> Result<(), ReadEn
 /// Reads until `buf` starts with a whole request head. The first request's head must arrive
 /// within the header timeout of `accepted`; a later one may be preceded by up to the
 /// keep-alive timeout of silence and must then arrive within the header timeout.
-async fn read_request(
-    stream: &mut Stream,
+async fn read_request<S: Connection>(
+    stream: &mut S,
     buf: &mut BytesMut,
     limits: &HttpConfig,
     accepted: Option<Instant>,
@@ -146,8 +187,8 @@ async fn read_request(
 
 /// Reads and drops a request body of `len` bytes (some may be in `buf` already), so that the
 /// connection can carry the next request; false when it does not arrive in time.
-async fn discard_body(
-    stream: &mut Stream,
+async fn discard_body<S: Connection>(
+    stream: &mut S,
     buf: &mut BytesMut,
     len: usize,
     limits: &HttpConfig,
@@ -172,7 +213,7 @@ async fn discard_body(
 
 /// Writes an answer; false when the connection failed or the client did not take the answer
 /// within `limit` (a client that sends requests and never reads its answers).
-async fn send(stream: &mut Stream, out: &[u8], limit: Duration) -> bool {
+async fn send<S: Connection>(stream: &mut S, out: &[u8], limit: Duration) -> bool {
     let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
     pingora_timeout::timeout(limit, write)
         .await
@@ -296,12 +337,12 @@ impl RouterApp {
         stream: Stream,
         buf: &mut BytesMut,
         request_len: Option<usize>,
-        limits: &HttpConfig,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let take = request_len.map_or(buf.len(), |n| n.min(buf.len()));
         let mut session = ServerSession::new_http1(stream);
         session.set_pipelined_prefix(buf.split_to(take));
+        let limits = self.settings.load().config.http;
         let keepalive = (!*shutdown.borrow()).then_some(limits.keepalive_timeout_secs);
         session.set_keepalive(keepalive);
         let reused = self.proxy.process_new_http(session, shutdown).await?;
@@ -310,69 +351,39 @@ impl RouterApp {
         Some(reused.consume().0)
     }
 
-    /// Serves one plain HTTP/1 connection until it ends (`None`).
-    async fn serve(
+    /// Serves requests on `stream` until the connection ends or a request is for the
+    /// framework.
+    async fn serve<S: Connection>(
         &self,
-        mut stream: Stream,
+        stream: &mut S,
+        conn: &mut ConnState,
         peer: IpAddr,
         shutdown: &ShutdownWatch,
-    ) -> Option<()> {
-        let mut closing = self.closing.subscribe();
-        let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
-        let mut out = Vec::with_capacity(512);
-        let mut accepted = Some(Instant::now());
+    ) -> Served {
         loop {
             let limits = self.settings.load().config.http;
-            let next = read_request(&mut stream, &mut buf, &limits, accepted, &mut closing).await;
-            accepted = None;
+            let buf = &mut conn.buf;
+            let next = read_request(stream, buf, &limits, conn.accepted, &mut conn.closing).await;
+            conn.accepted = None;
             let head = match next {
                 Ok(NextRequest::Head(head)) => head,
                 Ok(NextRequest::TooLarge(answer)) => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
-                    return self.refuse(&mut stream, answer).await;
+                    return self.refuse(stream, answer).await;
                 }
                 Err(ReadEnd::HeaderTimeout) => {
                     METRICS.count_close(CloseReason::HeaderTimeout);
-                    return None;
+                    return Served::Done;
                 }
                 Err(ReadEnd::Idle) => {
                     METRICS.count_close(CloseReason::IdleTimeout);
-                    return None;
+                    return Served::Done;
                 }
-                Err(ReadEnd::Closed | ReadEnd::Closing) => return None,
+                Err(ReadEnd::Closed | ReadEnd::Closing) => return Served::Done,
             };
-            let request_len = match head {
-                HeadParse::Fast(fast) => {
-                    let started = Instant::now();
-                    out.clear();
-                    let keep_alive = fast.keep_alive
-                        && !*shutdown.borrow()
-                        && fast.body_len <= MAX_DISCARDED_BODY;
-                    match self.answer(&buf, &fast, peer, keep_alive, &mut out) {
-                        Some(answered) => {
-                            buf.advance(fast.head_len);
-                            if keep_alive
-                                && !discard_body(&mut stream, &mut buf, fast.body_len, &limits)
-                                    .await
-                            {
-                                return None;
-                            }
-                            let sent = send(&mut stream, &out, send_limit(&limits)).await;
-                            self.record(answered, started);
-                            if !sent {
-                                return None;
-                            }
-                            if !keep_alive {
-                                let _ = stream.shutdown().await;
-                                return None;
-                            }
-                            continue;
-                        }
-                        // A proxy-mode route: the framework routes it again and proxies it.
-                        None => Some(fast.head_len + fast.body_len),
-                    }
-                }
-                HeadParse::Delegate { request_len } => request_len,
+            let fast = match head {
+                HeadParse::Fast(fast) => fast,
+                HeadParse::Delegate { request_len } => return Served::Delegate(request_len),
                 HeadParse::TooManyHeaders => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
                     let answer = TextAnswer {
@@ -380,7 +391,7 @@ impl RouterApp {
                         body: BODY_HEADERS_TOO_LARGE,
                         extra: None,
                     };
-                    return self.refuse(&mut stream, answer).await;
+                    return self.refuse(stream, answer).await;
                 }
                 HeadParse::Invalid => {
                     let answer = TextAnswer {
@@ -388,20 +399,39 @@ impl RouterApp {
                         body: BODY_INVALID,
                         extra: None,
                     };
-                    return self.refuse(&mut stream, answer).await;
+                    return self.refuse(stream, answer).await;
                 }
                 // read_request returns whole heads only.
-                HeadParse::Partial => return None,
+                HeadParse::Partial => return Served::Done,
             };
-            stream = self
-                .delegate(stream, &mut buf, request_len, &limits, shutdown)
-                .await?;
+            let started = Instant::now();
+            conn.out.clear();
+            let keep_alive =
+                fast.keep_alive && !*shutdown.borrow() && fast.body_len <= MAX_DISCARDED_BODY;
+            let Some(answered) = self.answer(buf, &fast, peer, keep_alive, &mut conn.out) else {
+                // A proxy-mode route: the framework routes it again and proxies it.
+                return Served::Delegate(Some(fast.head_len + fast.body_len));
+            };
+            buf.advance(fast.head_len);
+            if keep_alive && !discard_body(stream, buf, fast.body_len, &limits).await {
+                return Served::Done;
+            }
+            if conn.answers == 1 {
+                stream.no_delay();
+            }
+            conn.answers += 1;
+            let sent = send(stream, &conn.out, send_limit(&limits)).await;
+            self.record(answered, started);
+            // Without keep-alive, dropping the connection closes it (FIN after the answer).
+            if !sent || !keep_alive {
+                return Served::Done;
+            }
         }
     }
 
     /// Answers a head that is not read further (over the size cap, or not HTTP) and ends the
     /// connection.
-    async fn refuse(&self, stream: &mut Stream, answer: TextAnswer) -> Option<()> {
+    async fn refuse<S: Connection>(&self, stream: &mut S, answer: TextAnswer) -> Served {
         let started = Instant::now();
         let mut out = Vec::with_capacity(256);
         write_text(&mut out, answer, false, false);
@@ -415,7 +445,69 @@ impl RouterApp {
             access: None,
         };
         self.record(answered, started);
-        None
+        Served::Done
+    }
+
+    /// Serves one accepted connection until it ends: on the fast loop, through the
+    /// framework for the requests that need it.
+    pub async fn serve_connection(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        shutdown: &ShutdownWatch,
+    ) {
+        let peer_ip = canonical_ip(peer.ip());
+        let limit = {
+            let settings = self.settings.load();
+            let limit = settings.config.http.max_connections_per_client;
+            let exempt = settings.policy.trusted_proxies.contains(peer_ip);
+            (limit > 0 && !exempt).then_some(limit)
+        };
+        let _slot = match limit {
+            Some(limit) => match self.clients.admit(peer_ip, limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    METRICS.count_close(CloseReason::ClientLimit);
+                    log::debug!("refused a connection from {peer_ip}: {limit} already open");
+                    return;
+                }
+            },
+            None => None,
+        };
+        let _open = OpenConnection::new();
+        let mut conn = ConnState {
+            buf: BytesMut::with_capacity(INITIAL_BUFFER),
+            out: Vec::with_capacity(512),
+            accepted: Some(Instant::now()),
+            closing: self.closing.subscribe(),
+            answers: 0,
+        };
+        let mut tcp = tcp;
+        let Served::Delegate(mut request_len) =
+            self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
+        else {
+            return;
+        };
+        let mut stream = into_pingora_stream(tcp, peer);
+        loop {
+            match self
+                .delegate(stream, &mut conn.buf, request_len, shutdown)
+                .await
+            {
+                Some(reused) => stream = reused,
+                None => return,
+            }
+            match self.serve(&mut stream, &mut conn, peer_ip, shutdown).await {
+                Served::Done => return,
+                Served::Delegate(len) => request_len = len,
+            }
+        }
+    }
+
+    /// At shutdown's end: idle connections close, and the framework's too.
+    pub async fn cleanup(&self) {
+        self.closing.send_replace(true);
+        ServerApp::cleanup(&*self.proxy).await;
     }
 }
 
@@ -432,44 +524,5 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         METRICS.client_connections.dec();
-    }
-}
-
-#[async_trait]
-impl ServerApp for RouterApp {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        if stream.get_ssl_digest().is_some() {
-            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
-        }
-        let peer = peer_ip(&stream);
-        let limit = {
-            let settings = self.settings.load();
-            let limit = settings.config.http.max_connections_per_client;
-            let exempt = settings.policy.trusted_proxies.contains(peer);
-            (limit > 0 && !exempt).then_some(limit)
-        };
-        let _slot = match limit {
-            Some(limit) => match self.clients.admit(peer, limit) {
-                Some(slot) => Some(slot),
-                None => {
-                    METRICS.count_close(CloseReason::ClientLimit);
-                    log::debug!("refused a connection from {peer}: {limit} already open");
-                    return None;
-                }
-            },
-            None => None,
-        };
-        let _open = OpenConnection::new();
-        self.serve(stream, peer, shutdown).await;
-        None
-    }
-
-    async fn cleanup(&self) {
-        self.closing.send_replace(true);
-        ServerApp::cleanup(&*self.proxy).await;
     }
 }

@@ -6,8 +6,6 @@
 
 use super::fast_path::RouterApp;
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
-use pingora::protocols::l4::listener::Listener;
 use pingora::server::{ListenFds, ShutdownWatch};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -72,7 +70,11 @@ fn listen(addr: SocketAddr, fds: Option<&ListenFds>) -> std::io::Result<tokio::n
 }
 
 /// Accepts until shutdown starts.
-async fn accept_loop(app: Arc<RouterApp>, listener: Arc<Listener>, mut shutdown: ShutdownWatch) {
+async fn accept_loop(
+    app: Arc<RouterApp>,
+    listener: Arc<tokio::net::TcpListener>,
+    mut shutdown: ShutdownWatch,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -82,14 +84,10 @@ async fn accept_loop(app: Arc<RouterApp>, listener: Arc<Listener>, mut shutdown:
             },
         };
         match accepted {
-            Ok(mut stream) => {
-                // Answers are small and written whole: no Nagle delay.
-                let _ = stream.set_nodelay();
+            Ok((tcp, peer)) => {
                 let app = Arc::clone(&app);
                 let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    app.process_new(Box::new(stream), &shutdown).await;
-                });
+                tokio::spawn(async move { app.serve_connection(tcp, peer, &shutdown).await });
             }
             Err(e) => {
                 log::error!("accept() failed: {e}");
@@ -120,7 +118,7 @@ impl pingora::services::Service for RouterListeners {
         let mut loops = Vec::new();
         for addr in &self.addrs {
             let listener = match listen(*addr, fds.as_ref()) {
-                Ok(listener) => Arc::new(Listener::from(listener)),
+                Ok(listener) => Arc::new(listener),
                 Err(e) => {
                     // Checked before start-up; only another process taking the port in
                     // between gets here.
