@@ -1,7 +1,7 @@
 //! The public listeners' app. It reads each request head itself, under a header deadline and
-//! an idle timeout, and answers redirects and errors on a small HTTP/1 loop; everything else
-//! (proxy-mode routes, request bodies, unusual requests, TLS) goes, bytes untouched, to the
-//! Pingora proxy framework, whose per-request machinery costs as much as the rest of a redirect.
+//! an idle timeout, and answers redirects and errors on a small HTTP/1 loop; the rest
+//! (proxy-mode routes, chunked bodies, unusual requests) goes, bytes untouched, to the Pingora
+//! proxy framework, whose per-request machinery costs more than all the rest of a redirect.
 
 use super::access_log::{self, AccessRecord};
 use super::answer::{
