@@ -10,6 +10,7 @@ use super::answer::{
 };
 use super::client_limit::ClientLimiter;
 use super::http1::{parse_head, write_redirect, write_text, FastHead, FastMethod, HeadParse};
+use super::lazy_tcp::LazyTcp;
 use super::router_proxy::RouterProxy;
 use crate::config::{HttpConfig, Mode};
 use crate::metrics::{kind_label, outcome_label, CloseReason, KINDS, METRICS};
@@ -80,9 +81,9 @@ pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send {
     fn no_delay(&mut self) {}
 }
 
-impl Connection for TcpStream {
+impl Connection for LazyTcp {
     fn no_delay(&mut self) {
-        let _ = self.set_nodelay(true);
+        self.set_nodelay();
     }
 }
 
@@ -91,13 +92,14 @@ impl Connection for Stream {}
 
 /// The accepted socket as a Pingora stream, for the framework: Nagle off, and the client's
 /// address known without asking the kernel again.
-fn into_pingora_stream(tcp: TcpStream, peer: SocketAddr) -> Stream {
+fn into_pingora_stream(tcp: LazyTcp, peer: SocketAddr) -> Option<Stream> {
+    let tcp: TcpStream = tcp.into_registered().ok()?;
     let _ = tcp.set_nodelay(true);
     let mut stream: L4Stream = tcp.into();
     let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
     let _ = digest.peer_addr.set(Some(peer.into()));
     stream.set_socket_digest(digest);
-    Box::new(stream)
+    Some(Box::new(stream))
 }
 
 /// A connection's state across requests, whichever stream carries it.
@@ -452,7 +454,7 @@ impl RouterApp {
     /// framework for the requests that need it.
     pub async fn serve_connection(
         &self,
-        tcp: TcpStream,
+        tcp: std::net::TcpStream,
         peer: SocketAddr,
         shutdown: &ShutdownWatch,
     ) {
@@ -482,13 +484,15 @@ impl RouterApp {
             closing: self.closing.subscribe(),
             answers: 0,
         };
-        let mut tcp = tcp;
+        let mut tcp = LazyTcp::Plain(tcp);
         let Served::Delegate(mut request_len) =
             self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
         else {
             return;
         };
-        let mut stream = into_pingora_stream(tcp, peer);
+        let Some(mut stream) = into_pingora_stream(tcp, peer) else {
+            return;
+        };
         loop {
             match self
                 .delegate(stream, &mut conn.buf, request_len, shutdown)

@@ -5,12 +5,14 @@
 //! handshake state the router's plain listeners never use); this one spawns a few hundred bytes.
 
 use super::fast_path::RouterApp;
+use super::lazy_tcp::accept_nonblocking;
 use async_trait::async_trait;
 use pingora::server::{ListenFds, ShutdownWatch};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
 
 /// Pending connections the kernel queues per listener (Pingora's value).
 const BACKLOG: i32 = 65_535;
@@ -47,7 +49,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// The listening socket for `addr`: the one handed over by the previous process if there is
 /// one, else a new one, registered so that it can be handed to the next.
-fn listen(addr: SocketAddr, fds: Option<&ListenFds>) -> std::io::Result<tokio::net::TcpListener> {
+fn listen(
+    addr: SocketAddr,
+    fds: Option<&ListenFds>,
+) -> std::io::Result<AsyncFd<std::net::TcpListener>> {
     let key = addr.to_string();
     let std_listener = match fds {
         Some(fds) => {
@@ -66,22 +71,34 @@ fn listen(addr: SocketAddr, fds: Option<&ListenFds>) -> std::io::Result<tokio::n
         None => bind(addr)?,
     };
     std_listener.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(std_listener)
+    // SAFETY: the listener owns its descriptor and lives inside the AsyncFd, so the
+    // descriptor stays open while registered.
+    unsafe { AsyncFd::register(std_listener) }.map_err(std::io::Error::from)
 }
 
 /// Accepts until shutdown starts.
 async fn accept_loop(
     app: Arc<RouterApp>,
-    listener: Arc<tokio::net::TcpListener>,
+    listener: Arc<AsyncFd<std::net::TcpListener>>,
     mut shutdown: ShutdownWatch,
 ) {
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let mut ready = tokio::select! {
+            ready = listener.readable() => match ready {
+                Ok(ready) => ready,
+                Err(e) => {
+                    log::error!("listener failed: {e}");
+                    break;
+                }
+            },
             changed = shutdown.changed() => match changed {
                 Ok(()) if !*shutdown.borrow() => continue,
                 _ => break,
             },
+        };
+        let Ok(accepted) = ready.try_io(|listener| accept_nonblocking(listener.get_ref())) else {
+            // Nothing pending any more: wait for readiness again.
+            continue;
         };
         match accepted {
             Ok((tcp, peer)) => {

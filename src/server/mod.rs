@@ -6,6 +6,7 @@ pub mod answer;
 pub mod client_limit;
 pub mod fast_path;
 pub mod http1;
+pub mod lazy_tcp;
 pub mod listeners;
 pub mod management;
 pub mod reload;
