@@ -6,11 +6,16 @@ object on stdout (progress on stderr):
 
   idle        hold N connections that send nothing (or a partial request header), and watch
               when the router closes them
+  keepalive   hold N keep-alive connections that each got one answer, and watch when the
+              router closes them
   slow        clients that send a request header one byte per interval
+  limit       connections from one address beyond router.http.max_connections_per_client,
+              and one from another loopback address
   flood       N requests with invalid paths over pipelined keep-alive connections, counting
               every answer by status
   partial     connections that send part of a request header, then close (FIN) or reset (RST)
-  oversize    requests over the router's and Pingora's size limits
+  oversize    requests over the router's size limits and its hard cap on a head, and
+              heads that are not HTTP/1
   xrealip     requests with X-Real-IP / X-Forwarded-For headers
   metric      sum of Prometheus samples matching a name and labels, from a /metrics URL
   rss         VmRSS (kB) and open file descriptors of a PID
@@ -18,6 +23,8 @@ object on stdout (progress on stderr):
 Examples:
   hostile.py idle --port 4101 --count 5000 --status /tmp/idle.json --hold-max 120
   hostile.py flood --port 4101 --count 100000 --conns 4 --window 64
+  hostile.py keepalive --port 4101 --count 10000 --status /tmp/ka.json --hold-max 50
+  hostile.py limit --port 4101 --count 150 --other-source 127.0.0.2
 """
 
 import argparse
@@ -312,6 +319,228 @@ def cmd_idle(a):
     emit(status)
 
 
+# --- keep-alive connections, idle after one answer ---------------------------------------------
+
+
+def write_status(path, status):
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(status, f)
+        os.replace(path + ".tmp", path)
+
+
+def one_request(path, host):
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hostile-keepalive\r\n\r\n".encode()
+
+
+def answer_all(socks, request, timeout):
+    """Sends `request` on every socket and reads one answer from each (poll). Returns
+    {fd: status or "closed" / "error:..." / "timeout"}."""
+    results = {}
+    bufs = {}
+    by_fd = {s.fileno(): s for s in socks}
+    for fd, s in by_fd.items():
+        try:
+            s.send(request)
+            bufs[fd] = bytearray()
+        except OSError as e:
+            results[fd] = f"error:{e.__class__.__name__}"
+    poller = select.poll()
+    for fd in bufs:
+        poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while len(results) < len(by_fd) and time.monotonic() < deadline:
+        for fd, _ev in poller.poll(200):
+            s = by_fd[fd]
+            try:
+                got = s.recv(65536)
+            except OSError as e:
+                results[fd] = f"error:{e.__class__.__name__}"
+                poller.unregister(fd)
+                continue
+            if not got:
+                results[fd] = "closed"
+                poller.unregister(fd)
+                continue
+            bufs[fd] += got
+            parsed = parse_one(bufs[fd])
+            if parsed is not None:
+                results[fd] = parsed[0].status
+                poller.unregister(fd)
+    for fd in by_fd:
+        results.setdefault(fd, "timeout")
+    return results
+
+
+def cmd_keepalive(a):
+    """Opens `count` connections in batches, gets one answer on each (keep-alive), then holds
+    them until SIGTERM / hold-max, noting when the router closes them."""
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    limit = raise_nofile(a.count + 256)
+    started = time.monotonic()
+    request = one_request(a.path, a.host)
+    socks, failed = [], 0
+    statuses = {}
+    answered_at = {}
+    while len(socks) + failed < a.count and not STOP.is_set():
+        batch, bfailed = open_many(a.host, a.port, min(a.batch, a.count - len(socks) - failed))
+        failed += bfailed
+        results = answer_all(batch, request, timeout=10.0)
+        t = time.monotonic()
+        for s in batch:
+            st = results[s.fileno()]
+            statuses[str(st)] = statuses.get(str(st), 0) + 1
+            if isinstance(st, int):
+                socks.append(s)
+                answered_at[s.fileno()] = t
+            else:
+                s.close()
+    opened_at = time.monotonic()
+    status = {
+        "requested": a.count,
+        "connected_and_answered": len(socks),
+        "failed": failed,
+        "statuses": statuses,
+        "open_secs": round(opened_at - started, 3),
+        "nofile_limit": limit,
+        "state": "holding",
+    }
+    write_status(a.status, status)
+    log(f"keepalive: {len(socks)} answered and idle ({failed} failed, {statuses}) in {status['open_secs']} s; holding")
+    by_fd = {s.fileno(): s for s in socks}
+    poller = select.poll()
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    closes = {}  # fd -> (seconds since its answer, how)
+    deadline = opened_at + a.hold_max
+    while not STOP.is_set() and time.monotonic() < deadline and len(closes) < len(by_fd):
+        for fd, _ev in poller.poll(100):
+            s = by_fd[fd]
+            how = "eof"
+            try:
+                data = s.recv(4096)
+                if data:
+                    how = "data:" + data[:40].decode("latin-1").split("\r\n")[0]
+            except ConnectionResetError:
+                how = "rst"
+            except OSError as e:
+                how = f"error:{e.errno}"
+            closes[fd] = (time.monotonic() - answered_at[fd], how)
+            poller.unregister(fd)
+    held = time.monotonic() - opened_at
+    hows = {}
+    for _t, h in closes.values():
+        hows[h] = hows.get(h, 0) + 1
+    for s in socks:
+        s.close()
+    status.update(
+        {
+            "state": "done",
+            "held_secs": round(held, 3),
+            "closed_by_router": len(closes),
+            "closed_after_answer": stats([t for t, _h in closes.values()]),
+            "still_open_at_end": len(by_fd) - len(closes),
+            "close_kinds": hows,
+        }
+    )
+    write_status(a.status, status)
+    emit(status)
+
+
+# --- connections per client ---------------------------------------------------------------------
+
+
+def connect_from(host, port, source, timeout=5.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if source:
+        s.bind((source, 0))
+    s.connect((host, port))
+    return s
+
+
+def served(s, host, timeout=5.0):
+    """Status of one keep-alive GET on s, or "closed" / "error:..." when there is no answer."""
+    return answer_all([s], one_request("/btv/live/hls/epg_0", host), timeout)[s.fileno()]
+
+
+def cmd_limit(a):
+    """Opens `count` connections from `source`, one after the other, and holds them; then
+    finds which were closed by the router without a request (at accept) and which answer a
+    request. Meanwhile one more from `source` (over the limit), one from `other_source`; after
+    closing them all, one more from `source` (the places come back)."""
+    raise_nofile(a.count + 256)
+    socks, connect_failed = [], 0
+    t0 = time.monotonic()
+    for _ in range(a.count):
+        try:
+            s = connect_from(a.host, a.port, a.source)
+            socks.append(s)
+        except OSError:
+            connect_failed += 1
+    opened = time.monotonic() - t0
+    time.sleep(a.settle)
+    # Closed at accept: readable (EOF / RST) before anything was sent.
+    closed_at_accept, open_socks, kinds = [], [], {}
+    for s in socks:
+        r, _, _ = select.select([s], [], [], 0)
+        if r:
+            try:
+                data = s.recv(4096)
+                how = "data" if data else "eof"
+            except OSError as e:
+                how = f"recv:{e.__class__.__name__}"
+            kinds[how] = kinds.get(how, 0) + 1
+            closed_at_accept.append(s)
+        else:
+            open_socks.append(s)
+    results = answer_all(open_socks, one_request("/btv/live/hls/epg_0", a.host), timeout=5.0)
+    statuses = {}
+    for st in results.values():
+        statuses[str(st)] = statuses.get(str(st), 0) + 1
+    # One more from the same address while all are held, and one from another address.
+    try:
+        extra = connect_from(a.host, a.port, a.source)
+        time.sleep(0.2)
+        extra_status = served(extra, a.host)
+        extra.close()
+    except OSError as e:
+        extra_status = f"error:{e.__class__.__name__}"
+    try:
+        other = connect_from(a.host, a.port, a.other_source)
+        other_status = served(other, a.host)
+        other.close()
+    except OSError as e:
+        other_status = f"error:{e.__class__.__name__}"
+    for s in socks:
+        s.close()
+    time.sleep(0.5)
+    try:
+        again = connect_from(a.host, a.port, a.source)
+        again_status = served(again, a.host)
+        again.close()
+    except OSError as e:
+        again_status = f"error:{e.__class__.__name__}"
+    emit(
+        {
+            "count": a.count,
+            "source": a.source,
+            "connected": len(socks),
+            "connect_failed": connect_failed,
+            "open_secs": round(opened, 3),
+            "closed_at_accept": len(closed_at_accept),
+            "closed_at_accept_kinds": kinds,
+            "served_statuses": statuses,
+            "served": sum(1 for st in results.values() if isinstance(st, int)),
+            "one_more_from_source": extra_status,
+            "other_source": a.other_source,
+            "from_other_source": other_status,
+            "from_source_after_closing_all": again_status,
+        }
+    )
+
+
 # --- slow headers -------------------------------------------------------------------------------
 
 
@@ -323,10 +552,27 @@ def cmd_slow(a):
     closed_at = {}
     sent = {s.fileno(): 0 for s in socks}
     nbytes = min(a.bytes, len(request) - 1)
+
+    def watch_until(t_end):
+        """Notes every close by the router (EOF, RST or an early answer) until t_end."""
+        while True:
+            open_now = [s for s in socks if s.fileno() not in closed_at]
+            left = t_end - time.monotonic()
+            if not open_now or left <= 0:
+                return
+            r, _, _ = select.select(open_now, [], [], min(0.02, left))
+            for s in r:
+                try:
+                    data = s.recv(4096)
+                    how = "data:" + data[:30].decode("latin-1").split("\r\n")[0] if data else "eof"
+                except OSError as e:
+                    how = f"recv:{e.__class__.__name__}"
+                closed_at[s.fileno()] = (time.monotonic() - start, how)
+
     for i in range(nbytes):
-        target = start + i * a.interval
-        while time.monotonic() < target:
-            time.sleep(min(0.05, target - time.monotonic() + 0.001))
+        watch_until(start + i * a.interval)
+        if len(closed_at) == len(socks):
+            break
         for s in socks:
             fd = s.fileno()
             if fd in closed_at:
@@ -336,17 +582,13 @@ def cmd_slow(a):
                 sent[fd] += 1
             except OSError as e:
                 closed_at[fd] = (time.monotonic() - start, f"send:{e.__class__.__name__}")
-        # Detect closes by the router between bytes.
-        r, _, _ = select.select([s for s in socks if s.fileno() not in closed_at], [], [], 0)
-        for s in r:
-            try:
-                data = s.recv(4096)
-                how = "data:" + data[:30].decode("latin-1").split("\r\n")[0] if data else "eof"
-            except OSError as e:
-                how = f"recv:{e.__class__.__name__}"
-            closed_at[s.fileno()] = (time.monotonic() - start, how)
+    # The last byte may have been the one the router cut: look a little longer.
+    watch_until(time.monotonic() + a.linger)
     trickle_secs = time.monotonic() - start
     still_open = [s for s in socks if s.fileno() not in closed_at]
+    kinds = {}
+    for _t, how in closed_at.values():
+        kinds[how] = kinds.get(how, 0) + 1
     # Finish the request at once: does the router still answer it?
     statuses = {}
     for s in still_open:
@@ -378,6 +620,9 @@ def cmd_slow(a):
             "trickle_secs": round(trickle_secs, 2),
             "closed_by_router_during_trickle": len(closed_at),
             "close_times": stats([t for t, _ in closed_at.values()]),
+            "close_kinds": kinds,
+            "answers_before_close": sum(1 for _t, how in closed_at.values() if how.startswith("data:")),
+            "bytes_sent": stats(list(sent.values())),
             "open_after_trickle": len(still_open),
             "answers_after_completing": statuses,
             "nofile_limit": limit,
@@ -549,21 +794,44 @@ def requests_total(url):
     return sum(v for k, v in samples(scrape(url)).items() if k.startswith("cti_kaltura_requests_total{"))
 
 
+CLOSE_REASONS = ("header_timeout", "idle_timeout", "client_limit", "head_too_large")
+
+
+def closes_total(url):
+    """cti_kaltura_client_connections_closed_total by reason."""
+    if not url:
+        return None
+    found = {r: 0.0 for r in CLOSE_REASONS}
+    for k, v in samples(scrape(url)).items():
+        if k.startswith("cti_kaltura_client_connections_closed_total{"):
+            m = re.search(r'reason="([^"]*)"', k)
+            if m:
+                found[m.group(1)] = found.get(m.group(1), 0.0) + v
+    return found
+
+
 def cmd_oversize(a):
     h = a.host
     cases = []
 
     def case(name, data):
         before = requests_total(a.metrics)
+        closes_before = closes_total(a.metrics)
         r = exchange_keepalive(a.host, a.port, data, timeout=a.timeout)
+        # The router counts a request once its answer is written, and may still be at it.
+        time.sleep(0.1)
         after = requests_total(a.metrics)
+        closes_after = closes_total(a.metrics)
         r["case"] = name
         r.pop("headers", None)
         # The follow-up request on the same connection (when answered) is counted too.
         followup = 1 if isinstance(r["followup_status"], int) else 0
         r["counted_in_requests_total"] = None if before is None else int(after - before) - followup
+        r["closes_counted"] = None if closes_before is None else {
+            k: int(closes_after.get(k, 0) - closes_before.get(k, 0))
+            for k in closes_after if closes_after.get(k, 0) != closes_before.get(k, 0)}
         cases.append(r)
-        log(f"oversize: {name}: {r['status']} counted={r['counted_in_requests_total']} "
+        log(f"oversize: {name}: {r['status']} counted={r['counted_in_requests_total']} closes={r['closes_counted']} "
             f"connection_reused={r['followup_status']} closed={r['closed_by_router']} error={r['error']}")
 
     def vod_path(total):
@@ -594,8 +862,15 @@ def cmd_oversize(a):
          raw("GET /vod/a/b/c HTTP/1.1", [f"X-Big{i}: " + "b" * 20_000 for i in range(50)], h))
     case("header block 1.1 MiB (55 values of 20 kB)",
          raw("GET /vod/a/b/c HTTP/1.1", [f"X-Big{i}: " + "b" * 20_000 for i in range(55)], h))
+    case("header block 2 MiB (128 values of 16 kB)",
+         raw("GET /vod/a/b/c HTTP/1.1", [f"X-Big{i}: " + "b" * 16_384 for i in range(128)], h))
     case("header block 4 MiB (one 4 MiB value)",
          raw("GET /vod/a/b/c HTTP/1.1", ["X-Huge: " + "c" * (4 << 20)], h))
+    # Not HTTP/1 at all.
+    case("malformed: control byte in the method", raw("GET\x01 /vod/a/b/c HTTP/1.1", [], h))
+    case("malformed: header line without a colon", raw("GET /vod/a/b/c HTTP/1.1", ["bad header"], h))
+    case("malformed: TLS ClientHello to the plain port",
+         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)) + b"\x00\x00\x02\x13\x01\x01\x00")
     emit({"cases": cases})
 
 
@@ -770,10 +1045,27 @@ def main():
     s.add_argument("--status", help="JSON status file (written when holding and at the end)")
     s.set_defaults(fn=cmd_idle)
 
+    s = sub.add_parser("keepalive")
+    s.add_argument("--count", type=int, default=10000)
+    s.add_argument("--batch", type=int, default=1000)
+    s.add_argument("--path", default="/btv/live/hls/epg_0")
+    s.add_argument("--hold-max", type=float, default=50.0)
+    s.add_argument("--status", help="JSON status file (written when holding and at the end)")
+    s.set_defaults(fn=cmd_keepalive)
+
+    s = sub.add_parser("limit")
+    s.add_argument("--count", type=int, default=150)
+    s.add_argument("--source", default="127.0.0.1")
+    s.add_argument("--other-source", default="127.0.0.2")
+    s.add_argument("--settle", type=float, default=0.5, help="seconds between connecting and looking")
+    s.set_defaults(fn=cmd_limit)
+
     s = sub.add_parser("slow")
     s.add_argument("--clients", type=int, default=1)
     s.add_argument("--interval", type=float, default=1.0)
     s.add_argument("--bytes", type=int, default=20)
+    s.add_argument("--linger", type=float, default=0.0,
+                   help="after the last byte, seconds to keep watching for the router's close")
     s.set_defaults(fn=cmd_slow)
 
     s = sub.add_parser("flood")
