@@ -27,6 +27,7 @@ use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -48,6 +49,9 @@ pub struct RouterApp {
     clients: Arc<ClientLimiter>,
     /// Set at shutdown's end: idle connections close.
     closing: watch::Sender<bool>,
+    /// Set while the listening sockets are being handed to a new process: answers say
+    /// `Connection: close`, so clients reconnect to the new process.
+    handing_over: Arc<AtomicBool>,
 }
 
 /// Why reading the next request stopped without a head.
@@ -232,6 +236,7 @@ impl RouterApp {
         proxy: HttpProxy<RouterProxy>,
         state: Arc<RouterState>,
         settings: SharedSettings,
+        handing_over: Arc<AtomicBool>,
     ) -> Self {
         RouterApp {
             proxy: Arc::new(proxy),
@@ -239,7 +244,13 @@ impl RouterApp {
             settings,
             clients: Arc::new(ClientLimiter::default()),
             closing: watch::Sender::new(false),
+            handing_over,
         }
+    }
+
+    /// Connections are to end after their current answer.
+    fn ending(&self, shutdown: &ShutdownWatch) -> bool {
+        *shutdown.borrow() || self.handing_over.load(Ordering::Relaxed)
     }
 
     /// Routes a head the fast path can answer and writes the answer into `out`; `None` when
@@ -345,7 +356,7 @@ impl RouterApp {
         let mut session = ServerSession::new_http1(stream);
         session.set_pipelined_prefix(buf.split_to(take));
         let limits = self.settings.load().config.http;
-        let keepalive = (!*shutdown.borrow()).then_some(limits.keepalive_timeout_secs);
+        let keepalive = (!self.ending(shutdown)).then_some(limits.keepalive_timeout_secs);
         session.set_keepalive(keepalive);
         let reused = self.proxy.process_new_http(session, shutdown).await?;
         // Pipelining stays off in the framework, so no bytes of a next request are left
@@ -409,7 +420,7 @@ impl RouterApp {
             let started = Instant::now();
             conn.out.clear();
             let keep_alive =
-                fast.keep_alive && !*shutdown.borrow() && fast.body_len <= MAX_DISCARDED_BODY;
+                fast.keep_alive && !self.ending(shutdown) && fast.body_len <= MAX_DISCARDED_BODY;
             let Some(answered) = self.answer(buf, &fast, peer, keep_alive, &mut conn.out) else {
                 // A proxy-mode route: the framework routes it again and proxies it.
                 return Served::Delegate(Some(fast.head_len + fast.body_len));

@@ -21,12 +21,14 @@ use crate::sources::RefreshSender;
 use crate::state::RouterState;
 use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{ExecutionPhase, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
 
 fn socket_options(addr: &SocketAddr) -> TcpSocketOptions {
     let mut options = TcpSocketOptions::default();
@@ -54,6 +56,29 @@ pub struct Parts {
     pub upgrade: upgrade::SelfUpgrade,
 }
 
+/// Sets `flag` once this process has handed its listening sockets to a new one (SIGQUIT in a
+/// zero-downtime upgrade), for the seconds both processes accept before this one stops.
+fn watch_hand_over(server: &Server, flag: Arc<AtomicBool>) {
+    let mut phases = server.watch_execution_phase();
+    let watcher = std::thread::Builder::new()
+        .name("upgrade watch".into())
+        .spawn(move || loop {
+            match phases.blocking_recv() {
+                Ok(ExecutionPhase::GracefulUpgradeCloseTimeout) => {
+                    log::info!(
+                        "listening sockets handed over: answers now close their connections"
+                    );
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Err(RecvError::Closed) => return,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+            }
+        });
+    if let Err(e) = watcher {
+        log::warn!("cannot watch for upgrades ({e}): connections will not be closed early");
+    }
+}
+
 /// Builds the server with every service; `run_forever()` is the caller's.
 pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     let Parts {
@@ -74,7 +99,9 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         settings: settings.clone(),
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
-    let app = fast_path::RouterApp::new(proxy, state.clone(), settings.clone());
+    let handing_over = Arc::new(AtomicBool::new(false));
+    watch_hand_over(&server, Arc::clone(&handing_over));
+    let app = fast_path::RouterApp::new(proxy, state.clone(), settings.clone(), handing_over);
     let router = listeners::RouterListeners::new("cti-kaltura router", config.listen.clone(), app);
 
     let management_app = management::Management {

@@ -862,11 +862,12 @@ fn binary_upgrade_under_continuous_traffic_drops_no_request() {
     // The harness's config (grace_period_seconds 0, graceful_shutdown_timeout_seconds 1) is
     // enough: no request failed with it. The old process keeps accepting for Pingora's fixed
     // 5 s after it has handed its sockets over (CLOSE_TIMEOUT), then stops; the clients run
-    // until it has exited and a second beyond. At that stop Pingora drops idle keep-alive
-    // connections without a `Connection: close` first, so the keep-alive client's next
-    // request meets a closed connection (no grace period changes that): like any HTTP client
-    // it retries that idempotent GET once on a fresh connection. Retries are counted and
-    // printed; the assertion is that no request failed after its one retry.
+    // until it has exited and a second beyond. During those 5 s the old process answers with
+    // `Connection: close`, so the keep-alive client moves to a new connection after an answer
+    // instead of meeting its connection closed under a request. A client that does meet a
+    // closed connection retries its idempotent GET once on a fresh one, like any HTTP client;
+    // retries are counted and printed. Asserted: no request failed after its one retry, and
+    // the busy keep-alive client never needed a retry.
     let router = Setup::with(data::standard()).start();
     let old_pid = router.pid();
     let dir = router.dir().to_path_buf();
@@ -974,6 +975,15 @@ fn binary_upgrade_under_continuous_traffic_drops_no_request() {
     assert!(
         old_log.contains("listener sockets sent"),
         "the old process did not hand its sockets over:\n{old_log}"
+    );
+    assert!(
+        old_log.contains("listening sockets handed over"),
+        "the old process did not start closing its connections:\n{old_log}"
+    );
+    assert!(
+        keep_alive.retries.is_empty(),
+        "the keep-alive client met a connection closed under a request: {:?}",
+        keep_alive.retries
     );
     for (name, run) in [("keep-alive", &keep_alive), ("new connections", &fresh)] {
         assert!(
