@@ -1,0 +1,59 @@
+//! The router's own HTTP/1 head parser (`server::http1::parse_head`) and answer writers.
+//!
+//! Invariants: nothing panics; a head answered on the fast loop has its ranges inside the head,
+//! an origin-form target of visible ASCII, the sizes the limits are checked on, and is found
+//! again, the same, in the head alone, and not in any shorter prefix of it; the answers built
+//! for it are well-formed HTTP/1.1 heads.
+#![no_main]
+
+use cti_kaltura::server::answer::TextAnswer;
+use cti_kaltura::server::http1::{parse_head, write_redirect, write_text, HeadParse};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let parsed = parse_head(data);
+    if let HeadParse::Delegate {
+        request_len: Some(len),
+    } = parsed
+    {
+        assert!(len > 0);
+    }
+    let HeadParse::Fast(head) = parsed else {
+        return;
+    };
+    assert!(head.head_len <= data.len());
+    assert!(head.head_len.checked_add(head.body_len).is_some());
+    let target = &data[head.target.clone()];
+    assert!(head.target.end <= head.head_len);
+    assert_eq!(target.first(), Some(&b'/'));
+    assert!(target.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b'#'));
+    assert_eq!(head.size.uri_bytes, target.len());
+    if let Some(value) = head.x_real_ip.clone() {
+        assert!(value.end <= head.head_len);
+    }
+    assert_eq!(parse_head(&data[..head.head_len]), HeadParse::Fast(head.clone()));
+    assert!(!matches!(
+        parse_head(&data[..head.head_len - 1]),
+        HeadParse::Fast(_)
+    ));
+
+    // Answers carry the target as a Location (it is what a redirect ends with).
+    let location = format!("http://edge.test{}", std::str::from_utf8(target).unwrap());
+    for keep_alive in [true, false] {
+        let mut out = Vec::new();
+        write_redirect(&mut out, &location, keep_alive);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let status = response.parse(&out).expect("a well-formed answer");
+        assert_eq!(status, httparse::Status::Complete(out.len()));
+        assert_eq!(response.code, Some(302));
+        let mut out = Vec::new();
+        let answer = TextAnswer {
+            status: 405,
+            body: "Method not allowed",
+            extra: Some(("Allow", "GET, HEAD")),
+        };
+        write_text(&mut out, answer, false, keep_alive);
+        assert!(out.ends_with(answer.body.as_bytes()));
+    }
+});
