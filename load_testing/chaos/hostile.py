@@ -28,6 +28,7 @@ Examples:
 """
 
 import argparse
+import collections
 import errno
 import json
 import os
@@ -43,6 +44,37 @@ import sys
 import threading
 import time
 import urllib.request
+
+
+def watch_closes(by_fd, since, deadline, poll_ms):
+    """Waits until every socket of by_fd is closed by the other side (or deadline, or STOP).
+    Returns ({fd: (seconds since since(fd), how)}, sockets that received data), `how` being
+    eof, rst, error:ERRNO or data:FIRST-LINE."""
+    poller = select.poll()
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    closes = {}
+    got_data = 0
+    while not STOP.is_set() and time.monotonic() < deadline and len(closes) < len(by_fd):
+        for fd, _ev in poller.poll(poll_ms):
+            how = "eof"
+            try:
+                data = by_fd[fd].recv(4096)
+                if data:
+                    got_data += 1
+                    how = "data:" + data[:40].decode("latin-1").split("\r\n")[0]
+            except ConnectionResetError:
+                how = "rst"
+            except OSError as e:
+                how = f"error:{e.errno}"
+            closes[fd] = (time.monotonic() - since(fd), how)
+            poller.unregister(fd)
+    return closes, got_data
+
+
+def close_kinds(closes):
+    """How many closes of each kind (eof, rst, ...)."""
+    return dict(collections.Counter(how for _t, how in closes.values()))
 
 
 def log(*parts):
@@ -271,33 +303,11 @@ def cmd_idle(a):
             json.dump(status, f)
         os.replace(a.status + ".tmp", a.status)
     log(f"idle: {len(socks)} connected ({failed} failed) in {status['open_secs']} s; holding")
-    poller = select.poll()
-    for fd in by_fd:
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    closes = {}  # fd -> (seconds since open, how)
-    got_data = 0
-    deadline = opened_at + a.hold_max
-    while not STOP.is_set() and time.monotonic() < deadline and len(closes) < len(by_fd):
-        for fd, _ev in poller.poll(200):
-            s = by_fd[fd]
-            how = "eof"
-            try:
-                data = s.recv(4096)
-                if data:
-                    got_data += 1
-                    how = "data:" + data[:40].decode("latin-1").split("\r\n")[0]
-            except ConnectionResetError:
-                how = "rst"
-            except OSError as e:
-                how = f"error:{e.errno}"
-            closes[fd] = (time.monotonic() - opened_at, how)
-            poller.unregister(fd)
+    closes, got_data = watch_closes(by_fd, lambda _fd: opened_at, opened_at + a.hold_max, 200)
     held = time.monotonic() - opened_at
     silent = [t for fd, (t, _h) in closes.items() if fd not in partial_fds]
     part = [t for fd, (t, _h) in closes.items() if fd in partial_fds]
-    hows = {}
-    for _t, h in closes.values():
-        hows[h] = hows.get(h, 0) + 1
+    hows = close_kinds(closes)
     for s in socks:
         s.close()
     status.update(
@@ -409,29 +419,9 @@ def cmd_keepalive(a):
     write_status(a.status, status)
     log(f"keepalive: {len(socks)} answered and idle ({failed} failed, {statuses}) in {status['open_secs']} s; holding")
     by_fd = {s.fileno(): s for s in socks}
-    poller = select.poll()
-    for fd in by_fd:
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    closes = {}  # fd -> (seconds since its answer, how)
-    deadline = opened_at + a.hold_max
-    while not STOP.is_set() and time.monotonic() < deadline and len(closes) < len(by_fd):
-        for fd, _ev in poller.poll(100):
-            s = by_fd[fd]
-            how = "eof"
-            try:
-                data = s.recv(4096)
-                if data:
-                    how = "data:" + data[:40].decode("latin-1").split("\r\n")[0]
-            except ConnectionResetError:
-                how = "rst"
-            except OSError as e:
-                how = f"error:{e.errno}"
-            closes[fd] = (time.monotonic() - answered_at[fd], how)
-            poller.unregister(fd)
+    closes, _ = watch_closes(by_fd, answered_at.__getitem__, opened_at + a.hold_max, 100)
     held = time.monotonic() - opened_at
-    hows = {}
-    for _t, h in closes.values():
-        hows[h] = hows.get(h, 0) + 1
+    hows = close_kinds(closes)
     for s in socks:
         s.close()
     status.update(

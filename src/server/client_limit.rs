@@ -52,6 +52,7 @@ impl ClientLimiter {
     }
 
     /// Open connections from `ip`.
+    #[cfg(test)]
     pub fn count(&self, ip: IpAddr) -> u32 {
         let counts = self.shard(&ip).lock().unwrap_or_else(|e| e.into_inner());
         counts.get(&ip).copied().unwrap_or(0)

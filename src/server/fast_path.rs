@@ -164,13 +164,14 @@ async fn read_request<S: Connection>(
             _ = closing.changed() => return Err(ReadEnd::Closing),
         }
     }
-    let deadline = *deadline.get_or_insert_with(|| Instant::now() + header_timeout);
     let cap = head_cap(limits);
     loop {
         match parse_head(buf) {
             HeadParse::Partial => {}
             parsed => return Ok(NextRequest::Head(parsed)),
         }
+        // Only a head that needs more reads needs its deadline (and the clock).
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + header_timeout);
         if buf.len() >= cap {
             let line_complete = buf.windows(2).any(|w| w == b"\r\n");
             let (status, body) = if line_complete {

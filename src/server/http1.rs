@@ -4,6 +4,7 @@
 
 use super::answer::{HeadSize, TextAnswer, CACHE_CONTROL};
 use pingora::protocols::http::date::get_cached_date;
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -156,11 +157,8 @@ fn status_line(out: &mut Vec<u8>, status: u16) {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // Formatting into the Vec itself: no allocation.
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
 }
 
 fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -190,11 +188,7 @@ pub fn write_redirect(out: &mut Vec<u8>, location: &str, keep_alive: bool) {
 pub fn write_text(out: &mut Vec<u8>, answer: TextAnswer, head_only: bool, keep_alive: bool) {
     status_line(out, answer.status);
     header(out, "Content-Type", b"text/plain");
-    header(
-        out,
-        "Content-Length",
-        answer.body.len().to_string().as_bytes(),
-    );
+    let _ = write!(out, "Content-Length: {}\r\n", answer.body.len());
     if let Some((name, value)) = answer.extra {
         header(out, name, value.as_bytes());
     }

@@ -125,21 +125,6 @@ impl ProxyHttp for RouterProxy {
         }
     }
 
-    async fn early_request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        ctx.started = Instant::now();
-        // Only where Pingora allows reuse (HTTP/1.1, no `Connection: close`, not shutting
-        // down): there, bound the idle time, which Pingora leaves unlimited.
-        if session.get_keepalive().is_some() {
-            let keepalive = self.settings.load().config.http.keepalive_timeout_secs;
-            session.set_keepalive(Some(keepalive));
-        }
-        Ok(())
-    }
-
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let peer = session
             .client_addr()
