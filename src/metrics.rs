@@ -75,11 +75,12 @@ pub struct Metrics {
 }
 
 /// Why the router ended a client connection (`reason` label).
-pub const CLOSE_REASONS: [&str; 4] = [
+pub const CLOSE_REASONS: [&str; 5] = [
     "header_timeout",
     "idle_timeout",
     "client_limit",
     "head_too_large",
+    "bad_request",
 ];
 
 /// Index into [`CLOSE_REASONS`].
@@ -89,6 +90,8 @@ pub enum CloseReason {
     IdleTimeout = 1,
     ClientLimit = 2,
     HeadTooLarge = 3,
+    /// A head refused for its framing or syntax (RFC 9112).
+    BadRequest = 4,
 }
 
 /// Request latency buckets (seconds): tens of microseconds up to seconds (proxy mode).

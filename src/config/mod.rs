@@ -245,6 +245,11 @@ pub struct HttpConfig {
     pub max_header_count: usize,
     /// Largest total of header names and values answered; larger gets 431.
     pub max_header_bytes: usize,
+    /// Lingering close: the longest a connection closed while its client may still be sending
+    /// is read (and discarded) after the answer, so the answer is not destroyed by a reset.
+    pub lingering_time_secs: u64,
+    /// Lingering close: the longest wait for more bytes from the client before closing.
+    pub lingering_timeout_secs: u64,
 }
 
 /// How redirects are built (`router.redirect`).
@@ -419,6 +424,8 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_000, errors) as usize,
         max_header_count: http.u64_in("max_header_count", 64, 1..=256, errors) as usize,
         max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_000_000, errors) as usize,
+        lingering_time_secs: http.u64_in("lingering_time_secs", 30, 1..=300, errors),
+        lingering_timeout_secs: http.u64_in("lingering_timeout_secs", 5, 1..=60, errors),
     };
     http.finish(errors);
 

@@ -2,6 +2,7 @@
 //! framework): size limits, the status and body of each outcome, and the access-log record.
 
 use super::access_log::AccessRecord;
+use super::http1::Refusal;
 use crate::config::HttpConfig;
 use crate::routing::{BadRequest, Decision, NotFound, Outcome};
 use crate::snapshot::Snapshot;
@@ -9,6 +10,7 @@ use std::net::IpAddr;
 
 pub const BODY_NOT_FOUND: &str = "Server not found";
 pub const BODY_INVALID: &str = "Request invalid";
+pub const BODY_NOT_IMPLEMENTED: &str = "Transfer coding not implemented";
 pub const BODY_METHOD: &str = "Method not allowed";
 pub const BODY_UNAVAILABLE: &str = "No routing data loaded yet";
 pub const BODY_BAD_GATEWAY: &str = "Edge server unavailable";
@@ -50,6 +52,21 @@ pub fn over_limits(size: HeadSize, limits: &HttpConfig) -> Option<TextAnswer> {
         body: body.1,
         extra: None,
     })
+}
+
+/// The answer to a head refused for its framing: 501 for a transfer coding the router does not
+/// implement, 400 otherwise.
+pub fn refusal_answer(refusal: Refusal) -> TextAnswer {
+    let body = if refusal.status == 501 {
+        BODY_NOT_IMPLEMENTED
+    } else {
+        BODY_INVALID
+    };
+    TextAnswer {
+        status: refusal.status,
+        body,
+        extra: None,
+    }
 }
 
 /// Status, body and extra header of each non-redirect outcome.

@@ -5,11 +5,14 @@
 
 use super::access_log::{self, AccessRecord};
 use super::answer::{
-    access_record, error_answer, over_limits, oversize_record, TextAnswer, BODY_HEADERS_TOO_LARGE,
-    BODY_INVALID, BODY_URI_TOO_LONG,
+    access_record, error_answer, over_limits, oversize_record, refusal_answer, TextAnswer,
+    BODY_HEADERS_TOO_LARGE, BODY_URI_TOO_LONG,
 };
 use super::client_limit::ClientLimiter;
-use super::http1::{parse_head, write_redirect, write_text, FastHead, FastMethod, HeadParse};
+use super::http1::{
+    chunked_body_len, parse_head, write_redirect, write_text, BodyFraming, ChunkedBody, FastHead,
+    FastMethod, HeadParse, Refusal,
+};
 use super::lazy_tcp::LazyTcp;
 use super::router_proxy::RouterProxy;
 use crate::config::{HttpConfig, Mode};
@@ -192,6 +195,40 @@ async fn read_request<S: Connection>(
     }
 }
 
+/// Why a chunked body was not read whole.
+enum BodyEnd {
+    /// Not chunked framing.
+    Invalid,
+    /// The client closed, or did not send it in time.
+    Gone,
+}
+
+/// Reads until the chunked body after the head (at `head_len` in `buf`) is whole, within the
+/// header timeout, and gives its length; `None` when it grows past what the router reads to
+/// keep a connection.
+async fn read_chunked_body<S: Connection>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    head_len: usize,
+    limits: &HttpConfig,
+) -> Result<Option<usize>, BodyEnd> {
+    let deadline = Instant::now() + Duration::from_secs(limits.header_timeout_secs);
+    loop {
+        match chunked_body_len(&buf[head_len..]) {
+            ChunkedBody::Complete(len) => return Ok(Some(len)),
+            ChunkedBody::Invalid => return Err(BodyEnd::Invalid),
+            ChunkedBody::Partial if buf.len() - head_len > MAX_DISCARDED_BODY => return Ok(None),
+            ChunkedBody::Partial => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match pingora_timeout::timeout(left, read_more(stream, buf)).await {
+                    Ok(Ok(())) => {}
+                    _ => return Err(BodyEnd::Gone),
+                }
+            }
+        }
+    }
+}
+
 /// Reads and drops a request body of `len` bytes (some may be in `buf` already), so that the
 /// connection can carry the next request; false when it does not arrive in time.
 async fn discard_body<S: Connection>(
@@ -216,6 +253,35 @@ async fn discard_body<S: Connection>(
         }
     }
     true
+}
+
+/// Nginx's lingering close: half-closes the connection, then reads and drops whatever the
+/// client still sends until it closes, sends nothing for `lingering_timeout_secs`, or
+/// `lingering_time_secs` have passed (or the router is shutting down). Closing a socket with
+/// unread bytes would send a reset, which can destroy the answer still in flight.
+async fn linger<S: Connection>(stream: &mut S, conn: &mut ConnState, limits: &HttpConfig) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(limits.lingering_time_secs);
+    let quiet = Duration::from_secs(limits.lingering_timeout_secs);
+    let buf = &mut conn.buf;
+    loop {
+        buf.clear();
+        let wait = quiet.min(deadline.saturating_duration_since(Instant::now()));
+        if wait.is_zero() || *conn.closing.borrow() {
+            return;
+        }
+        tokio::select! {
+            biased;
+            read = pingora_timeout::timeout(wait, read_more(stream, buf)) => {
+                if !matches!(read, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            _ = conn.closing.changed() => return,
+        }
+    }
 }
 
 /// Writes an answer; false when the connection failed or the client did not take the answer
@@ -383,7 +449,7 @@ impl RouterApp {
                 Ok(NextRequest::Head(head)) => head,
                 Ok(NextRequest::TooLarge(answer)) => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
-                    return self.refuse(stream, answer).await;
+                    return self.refuse(stream, conn, answer).await;
                 }
                 Err(ReadEnd::HeaderTimeout) => {
                     METRICS.count_close(CloseReason::HeaderTimeout);
@@ -397,7 +463,9 @@ impl RouterApp {
             };
             let fast = match head {
                 HeadParse::Fast(fast) => fast,
-                HeadParse::Delegate { request_len } => return Served::Delegate(request_len),
+                HeadParse::Delegate { head_len, body } => {
+                    return Served::Delegate(HeadParse::delegated_len(head_len, body))
+                }
                 HeadParse::TooManyHeaders => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
                     let answer = TextAnswer {
@@ -405,29 +473,44 @@ impl RouterApp {
                         body: BODY_HEADERS_TOO_LARGE,
                         extra: None,
                     };
-                    return self.refuse(stream, answer).await;
+                    return self.refuse(stream, conn, answer).await;
                 }
-                HeadParse::Invalid => {
-                    let answer = TextAnswer {
-                        status: 400,
-                        body: BODY_INVALID,
-                        extra: None,
-                    };
-                    return self.refuse(stream, answer).await;
+                HeadParse::Refuse(refusal) => {
+                    METRICS.count_close(CloseReason::BadRequest);
+                    return self.refuse(stream, conn, refusal_answer(refusal)).await;
                 }
                 // read_request returns whole heads only.
                 HeadParse::Partial => return Served::Done,
             };
+            let body_len = match fast.body {
+                BodyFraming::Length(n) => Some(n),
+                BodyFraming::Chunked => {
+                    match read_chunked_body(stream, buf, fast.head_len, &limits).await {
+                        Ok(len) => len,
+                        Err(BodyEnd::Invalid) => {
+                            METRICS.count_close(CloseReason::BadRequest);
+                            let refusal = Refusal {
+                                status: 400,
+                                why: "bad chunked body",
+                            };
+                            return self.refuse(stream, conn, refusal_answer(refusal)).await;
+                        }
+                        Err(BodyEnd::Gone) => return Served::Done,
+                    }
+                }
+            };
             let started = Instant::now();
             conn.out.clear();
-            let keep_alive =
-                fast.keep_alive && !self.ending(shutdown) && fast.body_len <= MAX_DISCARDED_BODY;
+            let keep_alive = fast.keep_alive
+                && !self.ending(shutdown)
+                && body_len.is_some_and(|n| n <= MAX_DISCARDED_BODY);
             let Some(answered) = self.answer(buf, &fast, peer, keep_alive, &mut conn.out) else {
                 // A proxy-mode route: the framework routes it again and proxies it.
-                return Served::Delegate(Some(fast.head_len + fast.body_len));
+                return Served::Delegate(body_len.and_then(|n| fast.head_len.checked_add(n)));
             };
             buf.advance(fast.head_len);
-            if keep_alive && !discard_body(stream, buf, fast.body_len, &limits).await {
+            let body_len = body_len.unwrap_or(usize::MAX);
+            if keep_alive && !discard_body(stream, buf, body_len, &limits).await {
                 return Served::Done;
             }
             if conn.answers == 1 {
@@ -436,22 +519,36 @@ impl RouterApp {
             conn.answers += 1;
             let sent = send(stream, &conn.out, send_limit(&limits)).await;
             self.record(answered, started);
-            // Without keep-alive, dropping the connection closes it (FIN after the answer).
-            if !sent || !keep_alive {
+            if !sent {
+                return Served::Done;
+            }
+            if !keep_alive {
+                // Bytes the client sent after the head (a body not read, pipelined requests)
+                // would make the close a reset: linger until they stop. Otherwise dropping the
+                // connection closes it (FIN after the answer).
+                if body_len > 0 || !buf.is_empty() {
+                    linger(stream, conn, &limits).await;
+                }
                 return Served::Done;
             }
         }
     }
 
-    /// Answers a head that is not read further (over the size cap, or not HTTP) and ends the
-    /// connection.
-    async fn refuse<S: Connection>(&self, stream: &mut S, answer: TextAnswer) -> Served {
+    /// Answers a head that is not read further (over the size cap, badly framed, not HTTP)
+    /// and ends the connection with a lingering close.
+    async fn refuse<S: Connection>(
+        &self,
+        stream: &mut S,
+        conn: &mut ConnState,
+        answer: TextAnswer,
+    ) -> Served {
         let started = Instant::now();
-        let mut out = Vec::with_capacity(256);
-        write_text(&mut out, answer, false, false);
+        conn.out.clear();
+        write_text(&mut conn.out, answer, false, false);
         let limits = self.settings.load().config.http;
-        send(stream, &out, send_limit(&limits)).await;
-        let _ = stream.shutdown().await;
+        if send(stream, &conn.out, send_limit(&limits)).await {
+            linger(stream, conn, &limits).await;
+        }
         let answered = Answered {
             kind: KINDS.len() - 1,
             outcome: outcome_label(&Outcome::BadRequest(BadRequest::Path)),

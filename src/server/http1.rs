@@ -30,14 +30,15 @@ impl FastMethod {
     }
 }
 
-/// A complete request head the router answers itself: no chunked body, no `Upgrade` or
-/// `Expect`, an origin-form target of visible ASCII. Ranges index the buffer that was parsed.
+/// A complete, well-framed request head the router answers itself: no `Upgrade` or `Expect`,
+/// an origin-form (or absolute-form) target of visible ASCII. Ranges index the buffer that was
+/// parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FastHead {
     /// Bytes of the head, up to and including the empty line.
     pub head_len: usize,
-    /// Bytes of the body that follows the head (`Content-Length`).
-    pub body_len: usize,
+    /// How the body that follows the head is framed.
+    pub body: BodyFraming,
     pub method: FastMethod,
     /// Path and query.
     pub target: Range<usize>,
@@ -49,21 +50,55 @@ pub struct FastHead {
     pub size: HeadSize,
 }
 
+/// How the body of a request the framework takes is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length` bytes (0 without the field).
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A head refused before routing: its framing is ambiguous or it is not HTTP/1 (RFC 9112).
+/// Answered with `status` and `Connection: close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, or 501 for a transfer coding the router does not implement.
+    pub status: u16,
+    /// Why, for tests and debugging; never logged per request.
+    pub why: &'static str,
+}
+
+const fn refuse(why: &'static str) -> HeadParse {
+    HeadParse::Refuse(Refusal { status: 400, why })
+}
+
 /// What a buffer holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadParse {
     /// Not a whole head yet.
     Partial,
     Fast(FastHead),
-    /// For the framework: `request_len` is the head plus a `Content-Length` body when known,
-    /// `None` when the request's end is unknown (chunked body, unparsable head).
+    /// A well-framed request for the framework (chunked body, `Upgrade`, `Expect`, an unusual
+    /// target): the head's length and how its body is framed.
     Delegate {
-        request_len: Option<usize>,
+        head_len: usize,
+        body: BodyFraming,
     },
+    /// Refused: answered, then the connection closes.
+    Refuse(Refusal),
     /// More header lines than any limit allows.
     TooManyHeaders,
-    /// Not HTTP/1 (a bad request line or header line).
-    Invalid,
+}
+
+impl HeadParse {
+    /// The whole request's length, head and body, when known before reading the body.
+    pub fn delegated_len(head_len: usize, body: BodyFraming) -> Option<usize> {
+        match body {
+            BodyFraming::Length(n) => head_len.checked_add(n),
+            BodyFraming::Chunked => None,
+        }
+    }
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -77,7 +112,151 @@ fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-/// Parses the head at the start of `buf`.
+/// Every LF of the head is preceded by CR (RFC 9112 §2.2 lets a recipient accept a bare LF;
+/// the router does not, so that no front proxy can read the head's lines differently).
+fn lines_end_in_crlf(head: &[u8]) -> bool {
+    let mut previous = 0u8;
+    for &b in head {
+        if b == b'\n' && previous != b'\r' {
+            return false;
+        }
+        previous = b;
+    }
+    true
+}
+
+/// The value of one `Content-Length` field: a list of `1*DIGIT` elements that all agree.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for element in value.split(|&b| b == b',') {
+        let digits = element.trim_ascii();
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+        match length {
+            Some(seen) if seen != n => return None,
+            _ => length = Some(n),
+        }
+    }
+    length
+}
+
+/// The `Transfer-Encoding` fields of a head, as one list (RFC 9110 §5.3).
+#[derive(Debug, Clone, Copy, Default)]
+struct Codings {
+    fields: u32,
+    /// Non-empty list elements.
+    codings: u32,
+    /// Empty list elements (`chunked,`): refused, as nginx and Pingora (which frames proxied
+    /// requests) do, although RFC 9110 §5.6.1 lets a recipient skip them.
+    empty: bool,
+    chunked: u32,
+    last_is_chunked: bool,
+}
+
+/// How a head's `Transfer-Encoding` frames its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferFraming {
+    Absent,
+    /// `chunked` alone.
+    Chunked,
+    /// `chunked` last, after codings the router does not implement.
+    ChunkedAfterOthers,
+    /// Chunked is not the final coding (or is there twice, or the list is empty): the body's
+    /// end cannot be known.
+    Unframed,
+}
+
+impl Codings {
+    fn add(&mut self, value: &[u8]) {
+        self.fields += 1;
+        for coding in value.split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.is_empty() {
+                self.empty = true;
+                continue;
+            }
+            let chunked = coding.eq_ignore_ascii_case(b"chunked");
+            self.codings += 1;
+            self.chunked += u32::from(chunked);
+            self.last_is_chunked = chunked;
+        }
+    }
+
+    fn framing(&self) -> TransferFraming {
+        match *self {
+            Codings { fields: 0, .. } => TransferFraming::Absent,
+            Codings {
+                chunked: 1,
+                last_is_chunked: true,
+                empty: false,
+                codings,
+                ..
+            } => {
+                if codings == 1 {
+                    TransferFraming::Chunked
+                } else {
+                    TransferFraming::ChunkedAfterOthers
+                }
+            }
+            _ => TransferFraming::Unframed,
+        }
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2) by its characters, or empty.
+fn valid_host(value: &[u8]) -> bool {
+    value.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
+/// The path and query of an absolute-form target (`http://host/path?query`), when it has a
+/// path; `None` for any other form.
+fn absolute_form_path(target: &[u8]) -> Option<&[u8]> {
+    let scheme_len = if target.len() > 7 && target[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if target.len() > 8 && target[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    let path_start = rest.iter().position(|&b| b == b'/')?;
+    let authority = &rest[..path_start];
+    if authority.is_empty() || !valid_host(authority) || authority.contains(&b'?') {
+        return None;
+    }
+    Some(&rest[path_start..])
+}
+
+/// Parses the head at the start of `buf` and checks its framing (RFC 9112 §3.2, §5, §6):
+/// what is ambiguous is refused, so that no front proxy and the router can read one stream
+/// of bytes as different requests.
 pub fn parse_head(buf: &[u8]) -> HeadParse {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_PARSED_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -85,12 +264,17 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return HeadParse::Partial,
         Err(httparse::Error::TooManyHeaders) => return HeadParse::TooManyHeaders,
-        // Pingora parses with the same httparse rules, and would answer 400 too.
-        Err(_) => return HeadParse::Invalid,
+        // Bad request line, field name, value character, obs-fold, space before a colon.
+        Err(_) => return refuse("not an HTTP/1 head"),
     };
+    if !lines_end_in_crlf(&buf[..head_len]) {
+        return refuse("bare LF");
+    }
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
-    let mut body_len = 0usize;
+    let mut content_len: Option<u64> = None;
+    let mut codings = Codings::default();
+    let mut hosts = 0usize;
     let mut plain = true;
     let mut x_real_ip = None;
     let mut size = HeadSize {
@@ -100,56 +284,230 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
     };
     for header in req.headers.iter() {
         let name = header.name;
-        size.header_bytes += name.len() + header.value.len();
+        let value = header.value;
+        size.header_bytes += name.len() + value.len();
         if name.eq_ignore_ascii_case("x-real-ip") {
             if x_real_ip.is_none() {
-                x_real_ip = Some(range_in(buf, header.value));
+                x_real_ip = Some(range_in(buf, value));
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if !valid_host(value.trim_ascii()) {
+                return refuse("bad Host");
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            if has_token(header.value, "close") {
+            if has_token(value, "close") {
                 keep_alive = false;
-            } else if http10 && has_token(header.value, "keep-alive") {
+            } else if http10 && has_token(value, "keep-alive") {
                 keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-            {
-                Some(n) if body_len == 0 || body_len == n => body_len = n,
-                _ => return HeadParse::Delegate { request_len: None },
+            match (content_length(value), content_len) {
+                (Some(n), None) => content_len = Some(n),
+                (Some(n), Some(seen)) if n == seen => {}
+                _ => return refuse("bad Content-Length"),
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return HeadParse::Delegate { request_len: None };
+            codings.add(value);
         } else if name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("expect") {
             plain = false;
         }
     }
-    let request_len = head_len.checked_add(body_len);
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return refuse("Host missing or repeated");
+    }
+    let body = match (codings.framing(), content_len) {
+        (TransferFraming::Absent, None) => BodyFraming::Length(0),
+        (TransferFraming::Absent, Some(n)) => match usize::try_from(n) {
+            Ok(n) if head_len.checked_add(n).is_some() => BodyFraming::Length(n),
+            _ => return refuse("bad Content-Length"),
+        },
+        (_, Some(_)) => return refuse("Transfer-Encoding with Content-Length"),
+        _ if http10 => return refuse("Transfer-Encoding in HTTP/1.0"),
+        (TransferFraming::Chunked, None) => BodyFraming::Chunked,
+        (TransferFraming::ChunkedAfterOthers, None) => {
+            return HeadParse::Refuse(Refusal {
+                status: 501,
+                why: "transfer coding not implemented",
+            })
+        }
+        (TransferFraming::Unframed, None) => return refuse("chunked is not the final coding"),
+    };
     let method = match req.method {
         Some("GET") => FastMethod::Get,
         Some("HEAD") => FastMethod::Head,
         Some(other) => FastMethod::Other(range_in(buf, other.as_bytes())),
-        None => return HeadParse::Delegate { request_len },
+        None => return refuse("no method"),
     };
-    let target = req.path.unwrap_or_default().as_bytes();
-    size.uri_bytes = target.len();
+    let raw_target = req.path.unwrap_or_default().as_bytes();
+    let target = absolute_form_path(raw_target).unwrap_or(raw_target);
+    size.uri_bytes = raw_target.len();
     let origin_form = target.first() == Some(&b'/')
         && target
             .iter()
             .all(|&b| (0x21..=0x7e).contains(&b) && b != b'#');
-    if !plain || !origin_form || request_len.is_none() {
-        return HeadParse::Delegate { request_len };
+    if !plain || !origin_form {
+        return HeadParse::Delegate { head_len, body };
     }
     HeadParse::Fast(FastHead {
         head_len,
-        body_len,
+        body,
         method,
         target: range_in(buf, target),
         x_real_ip,
         keep_alive,
         size,
     })
+}
+
+/// What the bytes at the start of a chunked body are (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkedBody {
+    /// Not the whole body yet.
+    Partial,
+    /// The whole body, last chunk and trailer section included, is this many bytes.
+    Complete(usize),
+    /// Not chunked framing: the body's end cannot be known.
+    Invalid,
+}
+
+/// Longest chunk-size line or trailer line accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// The line at the start of `buf` without its CRLF: `Err(Partial)` before its end,
+/// `Err(Invalid)` for a bare CR or LF or a line too long.
+fn crlf_line(buf: &[u8]) -> Result<&[u8], ChunkedBody> {
+    let window = &buf[..buf.len().min(MAX_CHUNK_LINE + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
+            let line = &window[..lf - 1];
+            if line.contains(&b'\r') {
+                Err(ChunkedBody::Invalid)
+            } else {
+                Ok(line)
+            }
+        }
+        Some(_) => Err(ChunkedBody::Invalid),
+        None if window.len() > MAX_CHUNK_LINE => Err(ChunkedBody::Invalid),
+        None => Err(ChunkedBody::Partial),
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+fn valid_chunk_ext(mut ext: &[u8]) -> bool {
+    fn skip_ws(s: &[u8]) -> &[u8] {
+        let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        &s[n..]
+    }
+    fn token(s: &[u8]) -> Option<&[u8]> {
+        let n = s.iter().take_while(|&&b| is_tchar(b)).count();
+        (n > 0).then(|| &s[n..])
+    }
+    fn quoted(s: &[u8]) -> Option<&[u8]> {
+        let mut i = 1;
+        while i < s.len() {
+            match s[i] {
+                b'"' => return Some(&s[i + 1..]),
+                b'\\' if i + 1 < s.len() => i += 2,
+                b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => i += 1,
+                _ => return None,
+            }
+        }
+        None
+    }
+    loop {
+        if ext.is_empty() {
+            return true;
+        }
+        let Some(rest) = skip_ws(ext).strip_prefix(b";") else {
+            return false;
+        };
+        let Some(rest) = token(skip_ws(rest)) else {
+            return false;
+        };
+        ext = rest;
+        if let Some(value) = skip_ws(ext).strip_prefix(b"=") {
+            let value = skip_ws(value);
+            let rest = if value.first() == Some(&b'"') {
+                quoted(value)
+            } else {
+                token(value)
+            };
+            let Some(rest) = rest else {
+                return false;
+            };
+            ext = rest;
+        }
+    }
+}
+
+/// A trailer field line: `token ":" OWS field-value OWS`, no control characters.
+fn valid_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0
+        && line[..colon].iter().all(|&b| is_tchar(b))
+        && line[colon + 1..]
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80)
+}
+
+/// Frames a chunked body: its chunk sizes (hex, at most 16 digits), extensions, data, and
+/// trailer section, strictly.
+pub fn chunked_body_len(buf: &[u8]) -> ChunkedBody {
+    let mut at = 0usize;
+    loop {
+        let line = match crlf_line(&buf[at..]) {
+            Ok(line) => line,
+            Err(end) => return end,
+        };
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        if digits == 0 || digits > 16 || !valid_chunk_ext(&line[digits..]) {
+            return ChunkedBody::Invalid;
+        }
+        let Some(size) = std::str::from_utf8(&line[..digits])
+            .ok()
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+        else {
+            return ChunkedBody::Invalid;
+        };
+        at += line.len() + 2;
+        if size == 0 {
+            loop {
+                let line = match crlf_line(&buf[at..]) {
+                    Ok(line) => line,
+                    Err(end) => return end,
+                };
+                at += line.len() + 2;
+                if line.is_empty() {
+                    return ChunkedBody::Complete(at);
+                }
+                if !valid_field_line(line) {
+                    return ChunkedBody::Invalid;
+                }
+            }
+        }
+        let Some(data_end) = at.checked_add(size) else {
+            return ChunkedBody::Invalid;
+        };
+        if buf.len() < data_end.saturating_add(2) {
+            // Everything that arrived must still be chunk data.
+            return if buf.len() > data_end && buf[data_end] != b'\r' {
+                ChunkedBody::Invalid
+            } else {
+                ChunkedBody::Partial
+            };
+        }
+        if &buf[data_end..data_end + 2] != b"\r\n" {
+            return ChunkedBody::Invalid;
+        }
+        at = data_end + 2;
+    }
 }
 
 fn status_line(out: &mut Vec<u8>, status: u16) {
@@ -225,11 +583,11 @@ mod tests {
 
     #[test]
     fn keep_alive_follows_the_version_and_connection_header() {
-        assert!(!fast(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n").keep_alive);
-        assert!(!fast(b"GET / HTTP/1.1\r\nConnection: te, close\r\n\r\n").keep_alive);
+        assert!(!fast(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n").keep_alive);
+        assert!(!fast(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: te, close\r\n\r\n").keep_alive);
         assert!(!fast(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(fast(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(fast(b"HEAD / HTTP/1.1\r\n\r\n").keep_alive);
+        assert!(fast(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").keep_alive);
     }
 
     #[test]
@@ -243,44 +601,58 @@ mod tests {
 
     #[test]
     fn bodies_and_other_methods_are_known_by_length() {
-        let post = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET";
+        let post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET";
         let head = fast(post);
-        assert_eq!(head.head_len + head.body_len, post.len() - 3);
+        assert_eq!(head.body, BodyFraming::Length(3));
+        assert_eq!(head.head_len + 3, post.len() - 3);
         assert_eq!(head.method.to_http(post), Some(http::Method::POST));
-        let get_body = b"GET /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nab";
+        let get_body = b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab";
         let head = fast(get_body);
-        assert_eq!((head.method, head.body_len), (FastMethod::Get, 2));
-        let odd = b"BREW /pot HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            (head.method, head.body),
+            (FastMethod::Get, BodyFraming::Length(2))
+        );
+        let odd = b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(fast(odd).method.to_http(odd).unwrap().as_str(), "BREW");
     }
 
+    fn refused(raw: &[u8]) -> u16 {
+        match parse_head(raw) {
+            HeadParse::Refuse(refusal) => refusal.status,
+            other => panic!(
+                "{} was not refused: {other:?}",
+                String::from_utf8_lossy(raw)
+            ),
+        }
+    }
+
     #[test]
-    fn anything_unusual_goes_to_the_framework_with_its_length() {
+    fn anything_unusual_goes_to_the_framework_with_its_framing() {
+        assert_eq!(
+            fast(b"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").body,
+            BodyFraming::Chunked
+        );
+        assert_eq!(
+            parse_head(b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            HeadParse::Delegate {
+                head_len: 79,
+                body: BodyFraming::Chunked
+            }
+        );
         for raw in [
-            &b"GET /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
-            b"GET /a HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            &b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET http://x?a HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
-            assert_eq!(parse_head(raw), HeadParse::Delegate { request_len: None });
-        }
-        for raw in [
-            &b"GET\x01 / HTTP/1.1\r\n\r\n"[..],
-            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
-            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
-        ] {
-            assert_eq!(parse_head(raw), HeadParse::Invalid);
-        }
-        for raw in [
-            &b"GET http://x/a HTTP/1.1\r\n\r\n"[..],
-            b"GET /a#b HTTP/1.1\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"OPTIONS * HTTP/1.1\r\n\r\n",
-            b"POST http://x/a HTTP/1.1\r\n\r\n",
-            b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n",
-        ] {
-            assert!(
-                matches!(parse_head(raw), HeadParse::Delegate { request_len: Some(n) } if n == raw.len()),
+            assert_eq!(
+                parse_head(raw),
+                HeadParse::Delegate {
+                    head_len: raw.len(),
+                    body: BodyFraming::Length(0)
+                },
                 "{}",
                 String::from_utf8_lossy(raw)
             );
@@ -288,8 +660,188 @@ mod tests {
     }
 
     #[test]
+    fn absolute_form_targets_are_routed_by_their_path() {
+        let raw = b"GET http://Router.example:8080/vod/a.mp4?t=1 HTTP/1.1\r\nHost: other\r\n\r\n";
+        let head = fast(raw);
+        assert_eq!(&raw[head.target.clone()], b"/vod/a.mp4?t=1");
+        assert_eq!(head.size.uri_bytes, 40);
+        let head = fast(b"GET HTTPS://h/ HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(head.target.len(), 1);
+    }
+
+    #[test]
+    fn content_length_is_digits_and_one_value() {
+        for value in [
+            "+5",
+            "-1",
+            "5 5",
+            "0x10",
+            "",
+            " ",
+            "5,",
+            "5, 6",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            let raw = format!("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\n");
+            assert_eq!(refused(raw.as_bytes()), 400, "Content-Length: {value}");
+        }
+        // A first 0 must not hide a second, different length.
+        assert_eq!(
+            refused(
+                b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n"
+            ),
+            400
+        );
+        let same =
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ncontent-length: 005\r\n\r\n";
+        assert_eq!(fast(same).body, BodyFraming::Length(5));
+        assert_eq!(
+            fast(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3 , 3\r\n\r\n").body,
+            BodyFraming::Length(3)
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_must_end_in_chunked_alone() {
+        let te = |value: &str| {
+            format!("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {value}\r\n\r\n")
+        };
+        for value in ["CHUNKED", " chunked ", "chunked\t"] {
+            assert_eq!(
+                fast(te(value).as_bytes()).body,
+                BodyFraming::Chunked,
+                "{value}"
+            );
+        }
+        for value in [
+            "gzip",
+            "chunked, gzip",
+            "xchunked",
+            "chunked;a=b",
+            "",
+            ",",
+            "chunked, chunked",
+            "identity",
+            ", chunked",
+            "chunked,",
+        ] {
+            assert_eq!(
+                refused(te(value).as_bytes()),
+                400,
+                "Transfer-Encoding: {value}"
+            );
+        }
+        assert_eq!(refused(te("gzip, chunked").as_bytes()), 501);
+        // Two fields are one list.
+        assert_eq!(
+            refused(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400
+        );
+        // CL.TE and TE.CL.
+        assert_eq!(refused(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+        assert_eq!(refused(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"), 400);
+        assert_eq!(
+            refused(b"POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+    }
+
+    #[test]
+    fn host_is_required_once_in_http11() {
+        assert_eq!(refused(b"GET /a HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(
+            refused(b"GET /a HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused(b"GET /a HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"),
+            400
+        );
+        assert_eq!(refused(b"GET /a HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+        assert_eq!(refused(b"GET /a HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400);
+        fast(b"GET /a HTTP/1.0\r\n\r\n");
+        fast(b"GET /a HTTP/1.1\r\nHost:\r\n\r\n");
+        fast(b"GET /a HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n");
+    }
+
+    #[test]
+    fn heads_that_lines_could_be_read_differently_are_refused() {
+        for raw in [
+            &b"GET /a HTTP/1.1\nHost: x\n\n"[..],
+            b"GET /a HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\x0bchunked\r\n\r\n",
+            b"GET\x01 / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        ] {
+            assert_eq!(refused(raw), 400, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_are_framed_strictly() {
+        let complete = |raw: &[u8]| chunked_body_len(raw) == ChunkedBody::Complete(raw.len());
+        assert!(complete(b"0\r\n\r\n"));
+        assert!(complete(b"5\r\nhello\r\n0\r\n\r\n"));
+        assert!(complete(
+            b"A;name=value;q=\"a \\\" b\"\r\n0123456789\r\n000\r\nTrailer: x\r\n\r\n"
+        ));
+        assert!(complete(b"5 ; ext\r\nhello\r\n0\r\n\r\n"));
+        // What follows the body is not part of it.
+        assert_eq!(
+            chunked_body_len(b"1\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n"),
+            ChunkedBody::Complete(11)
+        );
+        for partial in [
+            &b""[..],
+            b"5",
+            b"5\r\nhel",
+            b"5\r\nhello\r",
+            b"0\r\n",
+            b"0\r\nT: x\r\n",
+        ] {
+            assert_eq!(
+                chunked_body_len(partial),
+                ChunkedBody::Partial,
+                "{partial:?}"
+            );
+        }
+        for invalid in [
+            &b"zz\r\n"[..],
+            b"-1\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"ffffffffffffffffff\r\n",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+            b"0\r\nbad trailer\r\n\r\n",
+            b"0\r\nT: a\rb\r\n\r\n",
+            b"3\r\nabc\r\n0\r\n\n",
+        ] {
+            assert_eq!(
+                chunked_body_len(invalid),
+                ChunkedBody::Invalid,
+                "{}",
+                String::from_utf8_lossy(invalid)
+            );
+        }
+        let long = vec![b'1'; MAX_CHUNK_LINE + 10];
+        assert_eq!(chunked_body_len(&long), ChunkedBody::Invalid);
+    }
+
+    #[test]
     fn too_many_headers_is_reported() {
-        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        let mut raw = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
         for i in 0..300 {
             raw.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
         }

@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod answer;
 pub mod client_limit;
+pub mod edge_resolver;
 pub mod fast_path;
 pub mod http1;
 pub mod lazy_tcp;
@@ -97,6 +98,7 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     let proxy = router_proxy::RouterProxy {
         state: state.clone(),
         settings: settings.clone(),
+        resolver: edge_resolver::EdgeResolver::default(),
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     let handing_over = Arc::new(AtomicBool::new(false));

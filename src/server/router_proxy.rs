@@ -7,6 +7,7 @@ use super::answer::{
     access_record, error_answer, over_limits, oversize_record, HeadSize, TextAnswer,
     BODY_BAD_GATEWAY, CACHE_CONTROL,
 };
+use super::edge_resolver::EdgeResolver;
 use crate::config::Mode;
 use crate::metrics::{kind_label, outcome_label, KINDS, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
 use crate::routing::{decide, BadRequest, EdgeTarget, Outcome, RequestFacts};
@@ -27,6 +28,8 @@ use std::time::Instant;
 pub struct RouterProxy {
     pub state: Arc<RouterState>,
     pub settings: SharedSettings,
+    /// Addresses of edges without an `ip`.
+    pub resolver: EdgeResolver,
 }
 
 /// A request being proxied: the snapshot it was routed on and where it goes.
@@ -82,6 +85,45 @@ async fn write_text(session: &mut Session, answer: TextAnswer) -> Result<()> {
 }
 
 impl RouterProxy {
+    /// A connection to the chosen edge failed (or its name did not resolve): counted against
+    /// the edge, and retried once on another edge of the region.
+    fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        let Some(target) = ctx.proxy.as_mut() else {
+            return e;
+        };
+        self.passive_failure(target);
+        if target.retried {
+            return e;
+        }
+        let selector = Selector::Random(fastrand::u64(..));
+        let other = target.snapshot.pick_in_region(
+            target.region_index,
+            selector,
+            Some(target.edge_index),
+            self.settings.load().policy.panic_mode,
+        );
+        if let Some((edge_index, _)) = other {
+            let (from, to) = (
+                &target.snapshot.servers[target.edge_index as usize],
+                &target.snapshot.servers[edge_index as usize],
+            );
+            log::warn!(
+                "proxy: cannot connect to edge {} ({e}); retrying on {}",
+                from.domain_name,
+                to.domain_name
+            );
+            METRICS.upstream_retries.inc();
+            if let Some(record) = ctx.access.as_mut() {
+                record.edge = Some(to.domain_name.to_string());
+                record.reason = "proxy_retried";
+            }
+            target.edge_index = edge_index;
+            target.retried = true;
+            e.set_retry(true);
+        }
+        e
+    }
+
     /// Counts a failed connection against the edge, like a failed health check.
     fn passive_failure(&self, target: &ProxyTarget) {
         METRICS.upstream_connect_failures.inc();
@@ -233,11 +275,27 @@ impl ProxyHttp for RouterProxy {
         let proxy = &settings.config.proxy;
         let tls = edge.port == 443;
         let sni = edge.domain_name.to_string();
-        let mut peer = match edge.ip {
-            Some(ip) => HttpPeer::new(SocketAddr::new(ip, edge.port), tls, sni),
-            // Without an ip the domain is resolved (blocking); the admin should give edges an ip.
-            None => HttpPeer::new((&*edge.domain_name, edge.port), tls, sni),
+        let addr = match edge.ip {
+            Some(ip) => SocketAddr::new(ip, edge.port),
+            None => {
+                let resolved = self
+                    .resolver
+                    .resolve(&edge.domain_name, edge.port, proxy.connect_timeout)
+                    .await;
+                match resolved {
+                    Some(addr) => addr,
+                    None => {
+                        let e = Error::explain(
+                            ErrorType::ConnectError,
+                            format!("edge {} does not resolve", edge.domain_name),
+                        );
+                        drop(settings);
+                        return Err(self.connect_failed(ctx, e));
+                    }
+                }
+            }
         };
+        let mut peer = HttpPeer::new(addr, tls, sni);
         peer.options.connection_timeout = Some(proxy.connect_timeout);
         peer.options.read_timeout = Some(proxy.read_timeout);
         peer.options.write_timeout = Some(proxy.write_timeout);
@@ -283,42 +341,9 @@ impl ProxyHttp for RouterProxy {
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
-        mut e: Box<Error>,
+        e: Box<Error>,
     ) -> Box<Error> {
-        let Some(target) = ctx.proxy.as_mut() else {
-            return e;
-        };
-        self.passive_failure(target);
-        if target.retried {
-            return e;
-        }
-        let selector = Selector::Random(fastrand::u64(..));
-        let other = target.snapshot.pick_in_region(
-            target.region_index,
-            selector,
-            Some(target.edge_index),
-            self.settings.load().policy.panic_mode,
-        );
-        if let Some((edge_index, _)) = other {
-            let (from, to) = (
-                &target.snapshot.servers[target.edge_index as usize],
-                &target.snapshot.servers[edge_index as usize],
-            );
-            log::warn!(
-                "proxy: cannot connect to edge {} ({e}); retrying on {}",
-                from.domain_name,
-                to.domain_name
-            );
-            METRICS.upstream_retries.inc();
-            if let Some(record) = ctx.access.as_mut() {
-                record.edge = Some(to.domain_name.to_string());
-                record.reason = "proxy_retried";
-            }
-            target.edge_index = edge_index;
-            target.retried = true;
-            e.set_retry(true);
-        }
-        e
+        self.connect_failed(ctx, e)
     }
 
     async fn fail_to_proxy(
