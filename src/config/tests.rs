@@ -27,6 +27,8 @@ fn minimal_config_gets_documented_defaults() {
     assert!(c.health.enabled);
     assert_eq!(c.http.keepalive_timeout_secs, 60);
     assert_eq!(c.http.header_timeout_secs, 10);
+    assert_eq!(c.http.lingering_time_secs, 30);
+    assert_eq!(c.http.lingering_timeout_secs, 5);
     assert_eq!(c.http.max_connections_per_client, 1000);
     assert!(c.redirect.append_query_string);
     assert_eq!(c.routing.watch_interval, Some(Duration::from_secs(2)));
@@ -52,7 +54,7 @@ fn every_bad_key_is_reported_by_path() {
   client_ip:
     trusted_proxies: [\"10.0.0.0/8\", \"10.0.0.300/8\", 5]
   health: {enabled: maybe}
-  http: {keepalive_timeout_secs: 0, header_timeout_secs: 0, max_connections_per_client: -1}
+  http: {keepalive_timeout_secs: 0, header_timeout_secs: 0, max_connections_per_client: -1, lingering_time_secs: 0, lingering_timeout_secs: 61}
   colour: blue
 ",
     );
@@ -68,6 +70,8 @@ fn every_bad_key_is_reported_by_path() {
             "router.http.keepalive_timeout_secs: must be a whole number from 1 to 3600",
             "router.http.header_timeout_secs: must be a whole number from 1 to 300",
             "router.http.max_connections_per_client: must be a whole number from 0 to 1000000",
+            "router.http.lingering_time_secs: must be a whole number from 1 to 300",
+            "router.http.lingering_timeout_secs: must be a whole number from 1 to 60",
             "router.colour: unknown key",
         ]
     );
