@@ -8,7 +8,7 @@
 use crate::data;
 use crate::fake_edge::{self, edge, metric_sum, FakeEdge, RegionSpec};
 use crate::harness::{poll, Router, Setup, CONFIG_FILE};
-use crate::http::{raw_request, Response};
+use crate::http::{connect, raw_request, Response};
 use crate::routes::{assert_error, assert_redirect, NOT_FOUND};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -44,13 +44,8 @@ struct Closed {
 
 impl Wire {
     fn open(addr: SocketAddr) -> Wire {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_nodelay(true).expect("nodelay");
         Wire {
-            stream,
+            stream: connect(addr, IO_TIMEOUT),
             addr,
             buf: Vec::new(),
             opened: Instant::now(),

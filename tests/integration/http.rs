@@ -79,15 +79,57 @@ pub struct Conn {
     eof: bool,
 }
 
+/// A connected socket with `timeout` on every read and write, and Nagle off.
+pub fn try_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .and_then(|()| stream.set_nodelay(true))
+        .map_err(|e| format!("socket options for {addr}: {e}"))?;
+    Ok(stream)
+}
+
+/// [`try_connect`], panicking on failure.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    try_connect(addr, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The response head at the start of `buf` (status and headers, body empty) and where its
+/// body starts; `None` while the head is incomplete.
+pub fn response_head(buf: &[u8]) -> Result<Option<(Response, usize)>, String> {
+    let Some(head_end) = find(buf, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|_| version.starts_with("HTTP/1."))
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header line {line:?}"))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    Ok(Some((response, head_end + 4)))
+}
+
 impl Conn {
     pub fn try_open(addr: SocketAddr) -> Result<Conn, String> {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-            .and_then(|()| stream.set_nodelay(true))
-            .map_err(|e| format!("socket options for {addr}: {e}"))?;
+        let stream = try_connect(addr, IO_TIMEOUT)?;
         Ok(Conn {
             stream,
             addr,
@@ -143,9 +185,9 @@ impl Conn {
     /// Reads one response; `head_request` says the request was HEAD (no body follows).
     pub fn try_read_response(&mut self, head_request: bool) -> Result<Response, String> {
         let deadline = Instant::now() + RESPONSE_DEADLINE;
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
+        let (mut response, body_start) = loop {
+            if let Some(head) = response_head(&self.buf)? {
+                break head;
             }
             if !self.fill(deadline)? {
                 return Err(format!(
@@ -155,29 +197,7 @@ impl Conn {
                 ));
             }
         };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .filter(|_| version.starts_with("HTTP/1."))
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let mut headers = Vec::new();
-        for line in lines {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("bad header line {line:?}"))?;
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-        let mut response = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let body_start = head_end + 4;
+        let status = response.status;
         let no_body = head_request || status == 204 || status == 304 || status < 200;
         if response
             .header("transfer-encoding")

@@ -7,6 +7,7 @@ mod cli;
 mod connections;
 mod data;
 mod fake_edge;
+mod framing;
 mod harness;
 mod health;
 mod http;
