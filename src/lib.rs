@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod health;
+pub mod health_checker;
 pub mod logging;
 pub mod metrics;
 pub mod routing;
@@ -12,3 +13,4 @@ pub mod snapshot;
 pub mod sources;
 pub mod state;
 pub mod synthetic;
+pub mod vocab;

@@ -2,7 +2,7 @@
 //! load the routing snapshot, then run the Pingora server.
 
 use cti_kaltura::config::Config;
-use cti_kaltura::health::checker::HealthChecker;
+use cti_kaltura::health_checker::HealthChecker;
 use cti_kaltura::server::upgrade::SelfUpgrade;
 use cti_kaltura::server::{build_server, Parts, RoutingSource};
 use cti_kaltura::settings::SharedSettings;

@@ -3,6 +3,7 @@
 
 mod yaml_walk;
 
+pub use crate::vocab::parse_cidr;
 pub use yaml_walk::ConfigError;
 use yaml_walk::{Errors, Section};
 
@@ -185,12 +186,12 @@ impl Default for RouteConfig {
     }
 }
 
-/// The four route kinds' settings, indexed by [`crate::routing::RouteKind`].
+/// The four route kinds' settings, indexed by [`crate::vocab::RouteKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoutesConfig(pub [RouteConfig; 4]);
 
 impl RoutesConfig {
-    pub fn get(&self, kind: crate::routing::RouteKind) -> &RouteConfig {
+    pub fn get(&self, kind: crate::vocab::RouteKind) -> &RouteConfig {
         &self.0[kind as usize]
     }
 
@@ -353,17 +354,6 @@ fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "not an addr:port (use 0.0.0.0:4001 or [::]:4001)".to_string())
 }
 
-/// Parses `a.b.c.d/n`, `x::/n` or a bare address (a host route).
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    if let Ok(net) = s.parse::<IpNet>() {
-        return Ok(net.trunc());
-    }
-    s.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| "not a CIDR".to_string())
-}
-
 fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let mut router = Section::new("router", value, errors);
 
@@ -494,12 +484,8 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
                 SelectionPolicy::WeightedRandom
             }
         };
-        let spread = route.u64_in(
-            "spread",
-            1,
-            1..=crate::snapshot::affinity::MAX_SPREAD as u64,
-            errors,
-        ) as usize;
+        let spread =
+            route.u64_in("spread", 1, 1..=crate::vocab::MAX_SPREAD as u64, errors) as usize;
         route.finish(errors);
         config.0[i] = RouteConfig {
             mode,

@@ -1,12 +1,13 @@
-//! Edge health: active checks with hysteresis, kept as an overlay on the snapshot (atomic cells
-//! the snapshot points at), so a health change never rebuilds routing data and a new snapshot
-//! keeps the health already known for the servers it still has.
+//! Edge health as an overlay on the routing snapshot. The snapshot is immutable but for one
+//! thing: each server holds an `Arc<HealthCell>` (an atomic up/down flag, defined in
+//! `snapshot`). This registry owns those cells by server id, with each server's hysteresis; when
+//! a snapshot is published, `attach` gives it the cells of the servers it still has, so a new
+//! snapshot keeps the health already known and a health change never rebuilds routing data.
+//! The checks that flip the cells run in `health_checker` (and, passively, in the proxy).
 
-pub mod cell;
-pub mod checker;
 pub mod hysteresis;
 
-pub use cell::HealthCell;
+pub use crate::snapshot::HealthCell;
 
 use crate::snapshot::{Id, Snapshot};
 use hysteresis::Hysteresis;

@@ -1,31 +1,7 @@
 //! Redirect URL construction: `scheme://host[:port]` from routing data, a normalised path
 //! (runs of `/` collapsed, a leading `/` added) and, optionally, the request's query string.
 
-/// Appends `path` to `out` with runs of `/` collapsed and a leading `/` guaranteed.
-#[inline]
-pub fn normalize_path_into(out: &mut String, path: &str) {
-    let mut last_was_slash = false;
-    if !path.starts_with('/') {
-        out.push('/');
-        last_was_slash = true;
-    }
-    for segment in path.split('/') {
-        if !last_was_slash {
-            out.push('/');
-        }
-        out.push_str(segment);
-        last_was_slash = segment.is_empty();
-    }
-}
-
-/// A path from routing data that can go into a Location: visible ASCII, no query or fragment,
-/// not a URL of its own.
-pub fn is_path_like(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'?' | b'#' | b'\\'))
-        && !s.contains("://")
-}
+pub use crate::vocab::path::{is_path_like, normalize_path_into};
 
 /// `base` + `path` (normalised unless `path_is_normalized`) + `?query`, in one allocation.
 #[inline]

@@ -1,27 +1,9 @@
 //! The request-path grammar: `/btv/{live|catchup}/{hls|mpd}[_{wv|pr|cenc}]/{id}[.m3u8|.mpd]`,
 //! `/vod/{rest}` and `/static[/{rest}]`, anchored and case-sensitive. Anything else is invalid.
 
-use crate::snapshot::{Encryption, Protocol};
-
-/// The four kinds of routed request (bounded label values for metrics and logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteKind {
-    Live,
-    Catchup,
-    Vod,
-    Static,
-}
-
-impl RouteKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteKind::Live => "live",
-            RouteKind::Catchup => "catchup",
-            RouteKind::Vod => "vod",
-            RouteKind::Static => "static",
-        }
-    }
-}
+pub use crate::vocab::path::is_epg_id;
+pub use crate::vocab::RouteKind;
+use crate::vocab::{Encryption, Protocol};
 
 /// A live or catch-up request: which content, in which protocol and encryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +33,6 @@ impl Route<'_> {
             Route::Static => RouteKind::Static,
         }
     }
-}
-
-/// `[A-Za-z0-9_]+`: an epg id as it may appear in a URL.
-pub fn is_epg_id(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn parse_codec(codec: &str) -> Option<(Protocol, Encryption)> {

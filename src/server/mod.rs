@@ -14,7 +14,7 @@ pub mod reload;
 pub mod router_proxy;
 pub mod upgrade;
 
-use crate::health::checker::HealthChecker;
+use crate::health_checker::HealthChecker;
 use crate::settings::SharedSettings;
 use crate::sources::admin_api::AdminApiSource;
 use crate::sources::file::FileSource;

@@ -133,7 +133,7 @@ impl RouterProxy {
             return;
         }
         let server = &target.snapshot.servers[target.edge_index as usize];
-        if !crate::health::checker::is_checked(server) {
+        if !crate::health_checker::is_checked(server) {
             // Nothing would ever bring an unchecked edge back up.
             return;
         }

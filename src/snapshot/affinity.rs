@@ -5,8 +5,7 @@
 
 use super::weighted::{remix, WeightedTable};
 
-/// The most edges one content key may be spread over.
-pub const MAX_SPREAD: usize = 8;
+pub use crate::vocab::MAX_SPREAD;
 
 /// Incremental FNV-1a 64.
 #[derive(Debug, Clone, Copy)]

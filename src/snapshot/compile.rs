@@ -5,8 +5,7 @@ use super::model::*;
 use super::prefix_table::PrefixTable;
 use super::weighted::WeightedTable;
 use super::*;
-use crate::routing::location::{is_path_like, normalize_path_into};
-use crate::routing::request_path::is_epg_id;
+use crate::vocab::path::{is_epg_id, is_path_like, normalize_path_into};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -327,7 +326,7 @@ pub fn compile(doc: &Document<'_>, source: &str) -> Snapshot {
     let mut by_network: BTreeMap<IpNet, Vec<Candidate>> = BTreeMap::new();
     let mut subnet_ids = Vec::with_capacity(raw_subnets.len());
     for (index, s) in &raw_subnets {
-        let net = match crate::config::parse_cidr(&s.cidr) {
+        let net = match crate::vocab::parse_cidr(&s.cidr) {
             Ok(net) => ipv4_mapped_as_ipv4(net),
             Err(_) => {
                 problems.skip(

@@ -1,10 +1,13 @@
 //! The routing snapshot: an immutable, indexed view of the admin's routing data, compiled once
 //! off the request path and then only read (prefix table, fallback chains, weighted edge
-//! tables, content maps with paths already resolved).
+//! tables, content maps with paths already resolved). The one thing in it that changes is each
+//! server's health flag ([`HealthCell`]), which the health registry (`crate::health`) attaches
+//! at publish time and the checks flip; it knows nothing of health checks itself.
 
 pub mod affinity;
 mod compile;
 pub mod diff;
+mod health_cell;
 mod load;
 pub mod model;
 pub mod prefix_table;
@@ -14,7 +17,8 @@ pub use compile::{compile, Problem};
 pub use load::{load_snapshot, parse_document, Document, LoadError};
 pub use model::{Encryption, Id, Protocol};
 
-use crate::health::HealthCell;
+pub use crate::vocab::canonical_ip;
+pub use health_cell::HealthCell;
 use ipnet::IpNet;
 use prefix_table::PrefixTable;
 use rustc_hash::FxHashMap;
@@ -265,18 +269,6 @@ pub struct Snapshot {
     pub catchup: ContentTable,
     /// Ids of the accepted subnets, ascending.
     pub subnet_ids: Box<[Id]>,
-}
-
-/// IPv4-mapped IPv6 addresses count as IPv4.
-#[inline]
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
 }
 
 impl Snapshot {

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::borrow::Cow;
 
-pub type Id = i64;
+pub use crate::vocab::{Encryption, Id, Protocol};
 
 #[derive(Debug, Deserialize)]
 pub struct RawRegion<'a> {
@@ -118,56 +118,6 @@ pub struct RawProgramRecord<'a> {
     pub encryption: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub path: Cow<'a, str>,
-}
-
-/// Stream protocol; anything else in the data never matches a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Hls = 0,
-    Mpd = 1,
-}
-
-impl Protocol {
-    pub fn from_data(s: Option<&str>) -> Option<Protocol> {
-        match s? {
-            "HLS" => Some(Protocol::Hls),
-            "MPD" => Some(Protocol::Mpd),
-            _ => None,
-        }
-    }
-}
-
-/// Content encryption; the discriminant is the slot index in content tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encryption {
-    None = 0,
-    Cenc = 1,
-    Widevine = 2,
-    PlayReady = 3,
-}
-
-impl Encryption {
-    /// An absent value means `NONE` (the admin database's default).
-    pub fn from_data(s: Option<&str>) -> Option<Encryption> {
-        match s.unwrap_or("NONE") {
-            "NONE" => Some(Encryption::None),
-            "CENC" => Some(Encryption::Cenc),
-            "WIDEVINE" => Some(Encryption::Widevine),
-            "PLAYREADY" => Some(Encryption::PlayReady),
-            _ => None,
-        }
-    }
-
-    /// The encryptions that satisfy a request, in order of preference: `wv` and `pr` fall back
-    /// to CENC; NONE and CENC never fall back.
-    pub fn acceptable(self) -> &'static [Encryption] {
-        match self {
-            Encryption::None => &[Encryption::None],
-            Encryption::Cenc => &[Encryption::Cenc],
-            Encryption::Widevine => &[Encryption::Widevine, Encryption::Cenc],
-            Encryption::PlayReady => &[Encryption::PlayReady, Encryption::Cenc],
-        }
-    }
 }
 
 pub fn is_status(value: &Option<Cow<'_, str>>, wanted: &str) -> bool {

@@ -7,6 +7,7 @@ use crate::config::AdminApiConfig;
 use crate::settings::SharedSettings;
 use crate::snapshot::{load_snapshot, Snapshot};
 use crate::state::{unix_now, RefusedSummary, RouterState};
+pub use crate::vocab::error_chain;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -62,21 +63,6 @@ pub struct AdminApiSource {
     refresh: Mutex<Option<RefreshReceiver>>,
     /// The last snapshot the guard refused, until one is accepted.
     refused: Mutex<Option<Refusal>>,
-}
-
-/// Renders an error with its causes (`error sending request: connection refused`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 impl AdminApiSource {

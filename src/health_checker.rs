@@ -2,8 +2,8 @@
 //! concurrently, each with its own timeout, and apply hysteresis. Rounds start on a fixed
 //! clock whatever the number of dead edges. Also evaluates panic mode per region.
 
-use super::HealthRegistry;
 use crate::config::HealthConfig;
+use crate::health::HealthRegistry;
 use crate::metrics::METRICS;
 use crate::settings::SharedSettings;
 use crate::snapshot::{Id, ServerType, Snapshot};
@@ -188,7 +188,7 @@ impl HealthChecker {
             Err(_) => CheckResult::Timeout,
             Ok(Ok(result)) => result,
             Ok(Err(e)) if e.is_timeout() => CheckResult::Timeout,
-            Ok(Err(e)) => CheckResult::Error(crate::sources::admin_api::error_chain(&e)),
+            Ok(Err(e)) => CheckResult::Error(crate::vocab::error_chain(&e)),
         }
     }
 
@@ -205,7 +205,7 @@ impl HealthChecker {
                 );
             }
             self.state.health().update_record(server.id, |r| {
-                r.state = super::hysteresis::Hysteresis::new(true)
+                r.state = crate::health::hysteresis::Hysteresis::new(true)
             });
         }
         METRICS.panic_regions.set(0);
@@ -299,7 +299,7 @@ impl HealthChecker {
         for server in snapshot.servers.iter().filter(|s| !is_checked(s)) {
             if !server.health.set_up(true) {
                 registry.update_record(server.id, |r| {
-                    r.state = super::hysteresis::Hysteresis::new(true)
+                    r.state = crate::health::hysteresis::Hysteresis::new(true)
                 });
                 log::info!(
                     "edge {} (id {}) is no longer health-checked: counted as up",
