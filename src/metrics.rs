@@ -2,7 +2,7 @@
 //! `/metrics` serve). Per-request counters are resolved up front, so recording is one atomic add.
 
 use crate::routing::{BadRequest, NotFound, Outcome, RouteKind};
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 use prometheus::{
     register_int_counter_vec, register_int_gauge, register_int_gauge_vec, Histogram, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec,
@@ -127,7 +127,7 @@ impl Metrics {
     }
 }
 
-pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let requests = register_int_counter_vec!(
         "cti_kaltura_requests_total",
         "Requests answered, by route kind and outcome",
