@@ -2,50 +2,107 @@
 //! `/metrics` serve). Per-request counters are resolved up front, so recording is one atomic add.
 
 use crate::routing::{BadRequest, NotFound, Outcome, RouteKind};
-use std::sync::LazyLock;
 use prometheus::{
     register_int_counter_vec, register_int_gauge, register_int_gauge_vec, Histogram, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec,
 };
+use std::sync::LazyLock;
 
-/// Request outcomes as metric labels.
-pub const OUTCOMES: [&str; 7] = [
-    "redirect",
-    "not_found",
-    "bad_request",
-    "method_not_allowed",
-    "unavailable",
-    "error",
-    "proxy",
-];
-/// Index of `error` in [`OUTCOMES`]: the request failed after routing (e.g. no edge answered).
-pub const OUTCOME_ERROR: usize = 5;
-/// Index of `proxy` in [`OUTCOMES`].
-pub const OUTCOME_PROXY: usize = 6;
+/// A request's route kind as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindLabel {
+    Live,
+    Catchup,
+    Vod,
+    Static,
+    /// The path did not parse, or the head was refused before routing.
+    Invalid,
+}
+
+impl KindLabel {
+    pub const ALL: [KindLabel; 5] = [
+        KindLabel::Live,
+        KindLabel::Catchup,
+        KindLabel::Vod,
+        KindLabel::Static,
+        KindLabel::Invalid,
+    ];
+
+    pub fn of(kind: Option<RouteKind>) -> KindLabel {
+        match kind {
+            Some(RouteKind::Live) => KindLabel::Live,
+            Some(RouteKind::Catchup) => KindLabel::Catchup,
+            Some(RouteKind::Vod) => KindLabel::Vod,
+            Some(RouteKind::Static) => KindLabel::Static,
+            None => KindLabel::Invalid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindLabel::Invalid => "invalid",
+            KindLabel::Live => RouteKind::Live.as_str(),
+            KindLabel::Catchup => RouteKind::Catchup.as_str(),
+            KindLabel::Vod => RouteKind::Vod.as_str(),
+            KindLabel::Static => RouteKind::Static.as_str(),
+        }
+    }
+}
+
+/// A request's outcome as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeLabel {
+    Redirect,
+    NotFound,
+    BadRequest,
+    MethodNotAllowed,
+    /// No snapshot loaded yet.
+    Unavailable,
+    /// The request failed after routing (no edge answered a proxied request, or the request
+    /// failed before it was routed).
+    Error,
+    /// Proxied to an edge.
+    Proxy,
+}
+
+impl OutcomeLabel {
+    pub const ALL: [OutcomeLabel; 7] = [
+        OutcomeLabel::Redirect,
+        OutcomeLabel::NotFound,
+        OutcomeLabel::BadRequest,
+        OutcomeLabel::MethodNotAllowed,
+        OutcomeLabel::Unavailable,
+        OutcomeLabel::Error,
+        OutcomeLabel::Proxy,
+    ];
+
+    pub fn of(outcome: &Outcome) -> OutcomeLabel {
+        match outcome {
+            Outcome::Redirect { .. } => OutcomeLabel::Redirect,
+            Outcome::NotFound(NotFound::Content | NotFound::Edge) => OutcomeLabel::NotFound,
+            Outcome::BadRequest(BadRequest::Path | BadRequest::ClientIp) => {
+                OutcomeLabel::BadRequest
+            }
+            Outcome::MethodNotAllowed => OutcomeLabel::MethodNotAllowed,
+            Outcome::NoSnapshot => OutcomeLabel::Unavailable,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeLabel::Redirect => "redirect",
+            OutcomeLabel::NotFound => "not_found",
+            OutcomeLabel::BadRequest => "bad_request",
+            OutcomeLabel::MethodNotAllowed => "method_not_allowed",
+            OutcomeLabel::Unavailable => "unavailable",
+            OutcomeLabel::Error => "error",
+            OutcomeLabel::Proxy => "proxy",
+        }
+    }
+}
+
 /// Upstream status classes in proxy mode.
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-/// Route kinds as metric labels; `invalid` when the path did not parse.
-pub const KINDS: [&str; 5] = ["live", "catchup", "vod", "static", "invalid"];
-
-pub fn outcome_label(outcome: &Outcome) -> usize {
-    match outcome {
-        Outcome::Redirect { .. } => 0,
-        Outcome::NotFound(NotFound::Content | NotFound::Edge) => 1,
-        Outcome::BadRequest(BadRequest::Path | BadRequest::ClientIp) => 2,
-        Outcome::MethodNotAllowed => 3,
-        Outcome::NoSnapshot => 4,
-    }
-}
-
-pub fn kind_label(kind: Option<RouteKind>) -> usize {
-    match kind {
-        Some(RouteKind::Live) => 0,
-        Some(RouteKind::Catchup) => 1,
-        Some(RouteKind::Vod) => 2,
-        Some(RouteKind::Static) => 3,
-        None => 4,
-    }
-}
 
 pub struct Metrics {
     requests: Vec<IntCounter>,
@@ -103,15 +160,15 @@ const DURATION_BUCKETS: [f64; 18] = [
 impl Metrics {
     /// Records one request's time from its header to its end.
     #[inline]
-    pub fn observe_duration(&self, kind: usize, took: std::time::Duration) {
-        self.durations[kind].observe(took.as_secs_f64());
+    pub fn observe_duration(&self, kind: KindLabel, took: std::time::Duration) {
+        self.durations[kind as usize].observe(took.as_secs_f64());
     }
 
     /// Counts an edge's answer in proxy mode by status class.
     #[inline]
-    pub fn count_upstream_status(&self, kind: usize, status: u16) {
+    pub fn count_upstream_status(&self, kind: KindLabel, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.upstream_statuses[kind * STATUS_CLASSES.len() + class].inc();
+        self.upstream_statuses[kind as usize * STATUS_CLASSES.len() + class].inc();
     }
 
     /// Counts a client connection the router ended.
@@ -122,8 +179,8 @@ impl Metrics {
 
     /// Counts one answered request.
     #[inline]
-    pub fn count_request(&self, kind: usize, outcome: usize) {
-        self.requests[kind * OUTCOMES.len() + outcome].inc();
+    pub fn count_request(&self, kind: KindLabel, outcome: OutcomeLabel) {
+        self.requests[kind as usize * OutcomeLabel::ALL.len() + outcome as usize].inc();
     }
 }
 
@@ -134,10 +191,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["kind", "outcome"]
     )
     .expect("metric registers once");
-    let mut resolved = Vec::with_capacity(KINDS.len() * OUTCOMES.len());
-    for kind in KINDS {
-        for outcome in OUTCOMES {
-            resolved.push(requests.with_label_values(&[kind, outcome]));
+    let mut resolved = Vec::with_capacity(KindLabel::ALL.len() * OutcomeLabel::ALL.len());
+    for kind in KindLabel::ALL {
+        for outcome in OutcomeLabel::ALL {
+            resolved.push(requests.with_label_values(&[kind.as_str(), outcome.as_str()]));
         }
     }
     let upstream = register_int_counter_vec!(
@@ -146,10 +203,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["kind", "class"]
     )
     .expect("metric registers once");
-    let mut upstream_statuses = Vec::with_capacity(KINDS.len() * STATUS_CLASSES.len());
-    for kind in KINDS {
+    let mut upstream_statuses = Vec::with_capacity(KindLabel::ALL.len() * STATUS_CLASSES.len());
+    for kind in KindLabel::ALL {
         for class in STATUS_CLASSES {
-            upstream_statuses.push(upstream.with_label_values(&[kind, class]));
+            upstream_statuses.push(upstream.with_label_values(&[kind.as_str(), class]));
         }
     }
     let durations = prometheus::register_histogram_vec!(
@@ -159,9 +216,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         DURATION_BUCKETS.to_vec()
     )
     .expect("metric registers once");
-    let durations = KINDS
+    let durations = KindLabel::ALL
         .iter()
-        .map(|k| durations.with_label_values(&[k]))
+        .map(|k| durations.with_label_values(&[k.as_str()]))
         .collect();
     Metrics {
         requests: resolved,
@@ -249,3 +306,20 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .expect("metric registers once"),
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_index_their_own_position() {
+        for (i, kind) in KindLabel::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+        }
+        for (i, outcome) in OutcomeLabel::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i);
+        }
+        assert_eq!(KindLabel::of(None).as_str(), "invalid");
+        assert_eq!(KindLabel::of(Some(RouteKind::Vod)).as_str(), "vod");
+    }
+}

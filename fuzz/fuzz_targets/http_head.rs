@@ -6,8 +6,9 @@
 //! for it are well-formed HTTP/1.1 heads.
 #![no_main]
 
-use cti_kaltura::server::answer::TextAnswer;
-use cti_kaltura::server::http1::{parse_head, write_redirect, write_text, HeadParse};
+use cti_kaltura::routing::Outcome;
+use cti_kaltura::server::answer::Answer;
+use cti_kaltura::server::http1::{parse_head, write_answer, HeadParse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -39,19 +40,15 @@ fuzz_target!(|data: &[u8]| {
     let location = format!("http://edge.test{}", std::str::from_utf8(target).unwrap());
     for keep_alive in [true, false] {
         let mut out = Vec::new();
-        write_redirect(&mut out, &location, keep_alive);
+        write_answer(&mut out, &Answer::Redirect(location.clone()), false, keep_alive);
         let mut headers = [httparse::EMPTY_HEADER; 8];
         let mut response = httparse::Response::new(&mut headers);
         let status = response.parse(&out).expect("a well-formed answer");
         assert_eq!(status, httparse::Status::Complete(out.len()));
         assert_eq!(response.code, Some(302));
         let mut out = Vec::new();
-        let answer = TextAnswer {
-            status: 405,
-            body: "Method not allowed",
-            extra: Some(("Allow", "GET, HEAD")),
-        };
-        write_text(&mut out, answer, false, keep_alive);
-        assert!(out.ends_with(answer.body.as_bytes()));
+        let answer = Answer::of(Outcome::MethodNotAllowed);
+        write_answer(&mut out, &answer, false, keep_alive);
+        assert!(out.ends_with(answer.body().as_bytes()));
     }
 });

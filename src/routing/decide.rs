@@ -70,6 +70,8 @@ pub enum Outcome {
         edge_id: Id,
         region_id: Id,
         subnet_id: Id,
+        /// Where the redirect points inside the snapshot (proxying, retries, logs).
+        target: EdgeTarget,
     },
     NotFound(NotFound),
     BadRequest(BadRequest),
@@ -98,8 +100,6 @@ pub struct Decision {
     /// Known once the client address was resolved.
     pub client_ip: Option<IpAddr>,
     pub outcome: Outcome,
-    /// Set with a redirect.
-    pub target: Option<EdgeTarget>,
 }
 
 impl Decision {
@@ -108,7 +108,14 @@ impl Decision {
             kind,
             client_ip: None,
             outcome,
-            target: None,
+        }
+    }
+
+    /// Where a redirect points; `None` for any other outcome.
+    pub fn target(&self) -> Option<&EdgeTarget> {
+        match &self.outcome {
+            Outcome::Redirect { target, .. } => Some(target),
+            _ => None,
         }
     }
 }
@@ -135,7 +142,6 @@ pub fn decide(
         kind,
         client_ip: Some(ip),
         outcome,
-        target: None,
     };
     let Some(snapshot) = snapshot else {
         return decision(Outcome::NoSnapshot);
@@ -175,20 +181,18 @@ pub fn decide(
             edge.http_base.len(),
         ),
     };
-    Decision {
-        target: Some(EdgeTarget {
+    decision(Outcome::Redirect {
+        location,
+        edge_id: edge.id,
+        region_id: snapshot.regions[step.region as usize].id,
+        subnet_id: step.subnet_id,
+        target: EdgeTarget {
             path_start,
             edge_index: choice.edge_index,
             region_index: step.region,
             panic: choice.panic,
-        }),
-        ..decision(Outcome::Redirect {
-            location,
-            edge_id: edge.id,
-            region_id: snapshot.regions[step.region as usize].id,
-            subnet_id: step.subnet_id,
-        })
-    }
+        },
+    })
 }
 
 /// The content key of affinity hashing: channel and protocol for live, program for catch-up,

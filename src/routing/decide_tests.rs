@@ -155,7 +155,13 @@ impl<'a> Req<'a> {
             x_real_ip: self.x_real_ip,
             random,
         };
-        decide(snapshot, policy, &facts)
+        let mut decision = decide(snapshot, policy, &facts);
+        // Expected outcomes below name edge, region and subnet; where the redirect points
+        // inside the snapshot is checked by the tests that call `decide` directly.
+        if let Outcome::Redirect { target, .. } = &mut decision.outcome {
+            *target = ANY_TARGET;
+        }
+        decision
     }
 
     /// The outcome with the default policy (query appended) and a fixed random value.
@@ -168,6 +174,14 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// Stands for the snapshot position of any redirect in expected outcomes.
+const ANY_TARGET: EdgeTarget = EdgeTarget {
+    path_start: 0,
+    edge_index: 0,
+    region_index: 0,
+    panic: false,
+};
+
 /// A redirect by edge 1 of region 10 via subnet 100.
 fn to_e1(location: &str) -> Outcome {
     Outcome::Redirect {
@@ -175,6 +189,7 @@ fn to_e1(location: &str) -> Outcome {
         edge_id: 1,
         region_id: 10,
         subnet_id: 100,
+        target: ANY_TARGET,
     }
 }
 
@@ -305,7 +320,6 @@ fn original_500s_and_400s_are_bad_requests() {
                 kind: None,
                 client_ip: None,
                 outcome: BAD_PATH,
-                target: None,
             },
             "{path:?}"
         );
@@ -349,7 +363,6 @@ fn head_is_answered_like_get_and_other_methods_are_not_allowed() {
                     kind: None,
                     client_ip: None,
                     outcome: Outcome::MethodNotAllowed,
-                    target: None,
                 },
                 "{method} {path}"
             );
@@ -419,7 +432,6 @@ fn without_a_snapshot_only_valid_requests_get_no_snapshot() {
             kind: Some(RouteKind::Live),
             client_ip: Some(ip(CLIENT)),
             outcome: Outcome::NoSnapshot,
-            target: None,
         }
     );
     assert_eq!(
@@ -460,7 +472,6 @@ fn missing_content_and_missing_edge_are_told_apart() {
             kind: Some(RouteKind::Live),
             client_ip: Some(ip(NOWHERE)),
             outcome: NO_EDGE,
-            target: None,
         }
     );
 }
@@ -473,6 +484,7 @@ fn x_real_ip_is_believed_only_from_trusted_proxies() {
         edge_id: 2,
         region_id: 20,
         subnet_id: 200,
+        target: ANY_TARGET,
     };
     let e1 = to_e1("http://e1.example/vod/x");
     let vod = || get("/vod/x");
@@ -517,7 +529,6 @@ fn x_real_ip_is_believed_only_from_trusted_proxies() {
                 kind: Some(RouteKind::Vod),
                 client_ip: None,
                 outcome: BAD_CLIENT_IP,
-                target: None,
             },
             "{bad:?}"
         );
@@ -542,6 +553,7 @@ fn ipv6_clients_are_routed_by_ipv6_subnets() {
         edge_id: 6,
         region_id: 30,
         subnet_id: 300,
+        target: ANY_TARGET,
     };
     assert_rows(&[
         (
@@ -607,7 +619,8 @@ fn redirect_reports_the_edge_region_and_subnet_actually_used() {
             location: "http://e2.example/dvr/dvr1/r1".into(),
             edge_id: 2,
             region_id: 20,
-            subnet_id: 200
+            subnet_id: 200,
+            target: ANY_TARGET,
         }
     );
     assert_eq!(d.kind, Some(RouteKind::Catchup));
@@ -734,6 +747,7 @@ fn weighted_choice_follows_weights_over_many_draws() {
                 edge_id: 41,
                 region_id: 40,
                 subnet_id: 400,
+                ..
             } => {
                 assert_eq!(location, "http://w1.example/vod/x");
                 w1 += 1;
@@ -743,6 +757,7 @@ fn weighted_choice_follows_weights_over_many_draws() {
                 edge_id: 43,
                 region_id: 40,
                 subnet_id: 400,
+                ..
             } => {
                 assert_eq!(location, "http://w3.example/vod/x");
                 w3 += 1;
@@ -899,7 +914,9 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
         let d = decide(Some(s), p, &facts);
         let label = format!("{path:?} ?{query:?} from {peer} → {:?}", d.outcome);
         match &d.outcome {
-            Outcome::Redirect { location, .. } => {
+            Outcome::Redirect {
+                location, target, ..
+            } => {
                 assert!(is_visible_ascii(location), "{label}");
                 let (scheme, host, port, rest) =
                     split_location(location).unwrap_or_else(|e| panic!("{e}: {label}"));
@@ -914,7 +931,6 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
                     !rest.contains('#') && !edge_path.contains('\\') && !edge_path.contains("//"),
                     "{label}"
                 );
-                let target = d.target.expect("a redirect has a target");
                 assert_eq!(s.servers[target.edge_index as usize].id, edge.id, "{label}");
                 assert_eq!(&location[target.path_start..], rest, "{label}");
                 let kind = d.kind.expect("a redirect has a kind");

@@ -151,9 +151,10 @@ pub fn explain(
             edge_id,
             region_id,
             subnet_id,
+            target,
         } => json!({
             "status": 302, "location": location, "edge_id": edge_id, "region_id": region_id,
-            "subnet_id": subnet_id, "panic_mode": decision.target.is_some_and(|t| t.panic),
+            "subnet_id": subnet_id, "panic_mode": target.panic,
         }),
         Outcome::NotFound(why) => json!({"status": 404, "reason": format!("{why:?}")}),
         Outcome::BadRequest(why) => json!({"status": 400, "reason": format!("{why:?}")}),

@@ -69,19 +69,69 @@ pub fn refusal_answer(refusal: Refusal) -> TextAnswer {
     }
 }
 
-/// Status, body and extra header of each non-redirect outcome.
-pub fn error_answer(outcome: &Outcome) -> TextAnswer {
-    let (status, body, extra) = match outcome {
-        Outcome::NotFound(_) => (404, BODY_NOT_FOUND, None),
-        Outcome::BadRequest(_) => (400, BODY_INVALID, None),
-        Outcome::MethodNotAllowed => (405, BODY_METHOD, Some(("Allow", "GET, HEAD"))),
-        Outcome::NoSnapshot => (503, BODY_UNAVAILABLE, Some(("Retry-After", "5"))),
-        Outcome::Redirect { .. } => (500, "", None),
-    };
-    TextAnswer {
-        status,
-        body,
-        extra,
+/// What the router answers itself, whichever path writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `302 Found` to this Location.
+    Redirect(String),
+    Text(TextAnswer),
+}
+
+/// A header field's value as an answer carries it.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldValue<'a> {
+    Bytes(&'a [u8]),
+    Number(usize),
+}
+
+impl Answer {
+    /// The answer to a routing outcome (a redirect is answered as one).
+    pub fn of(outcome: Outcome) -> Answer {
+        let (status, body, extra) = match outcome {
+            Outcome::Redirect { location, .. } => return Answer::Redirect(location),
+            Outcome::NotFound(_) => (404, BODY_NOT_FOUND, None),
+            Outcome::BadRequest(_) => (400, BODY_INVALID, None),
+            Outcome::MethodNotAllowed => (405, BODY_METHOD, Some(("Allow", "GET, HEAD"))),
+            Outcome::NoSnapshot => (503, BODY_UNAVAILABLE, Some(("Retry-After", "5"))),
+        };
+        Answer::Text(TextAnswer {
+            status,
+            body,
+            extra,
+        })
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Answer::Redirect(_) => 302,
+            Answer::Text(text) => text.status,
+        }
+    }
+
+    /// The header fields of the answer, in order, besides `Date` and `Connection` (which
+    /// the connection's writer adds): the one description both writers serialise.
+    pub fn fields(&self, mut field: impl FnMut(&'static str, FieldValue<'_>)) {
+        match self {
+            Answer::Redirect(location) => {
+                field("Location", FieldValue::Bytes(location.as_bytes()));
+                field("Content-Length", FieldValue::Bytes(b"0"));
+                field("Cache-Control", FieldValue::Bytes(CACHE_CONTROL.as_bytes()));
+            }
+            Answer::Text(text) => {
+                field("Content-Type", FieldValue::Bytes(b"text/plain"));
+                field("Content-Length", FieldValue::Number(text.body.len()));
+                if let Some((name, value)) = text.extra {
+                    field(name, FieldValue::Bytes(value.as_bytes()));
+                }
+            }
+        }
+    }
+
+    pub fn body(&self) -> &'static str {
+        match self {
+            Answer::Redirect(_) => "",
+            Answer::Text(text) => text.body,
+        }
     }
 }
 
@@ -109,10 +159,12 @@ pub fn access_record(
     path: &str,
     proxied: bool,
 ) -> Box<AccessRecord> {
-    let edge = match (&decision.outcome, decision.target, snapshot) {
-        (Outcome::Redirect { .. }, Some(t), Some(s)) => {
-            Some(s.servers[t.edge_index as usize].domain_name.to_string())
-        }
+    let edge = match (&decision.outcome, snapshot) {
+        (Outcome::Redirect { target, .. }, Some(s)) => Some(
+            s.servers[target.edge_index as usize]
+                .domain_name
+                .to_string(),
+        ),
         _ => None,
     };
     let (region_id, subnet_id) = match &decision.outcome {
@@ -123,7 +175,7 @@ pub fn access_record(
         } => (Some(*region_id), Some(*subnet_id)),
         _ => (None, None),
     };
-    let panic = decision.target.is_some_and(|t| t.panic);
+    let panic = decision.target().is_some_and(|t| t.panic);
     Box::new(AccessRecord {
         client_ip: decision.client_ip,
         peer: Some(peer),

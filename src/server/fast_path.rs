@@ -3,21 +3,19 @@
 //! (proxy-mode routes, chunked bodies, unusual requests) goes, bytes untouched, to the Pingora
 //! proxy framework, whose per-request machinery costs more than all the rest of a redirect.
 
-use super::access_log::{self, AccessRecord};
 use super::answer::{
-    access_record, error_answer, over_limits, oversize_record, refusal_answer, TextAnswer,
-    BODY_HEADERS_TOO_LARGE, BODY_URI_TOO_LONG,
+    refusal_answer, Answer, TextAnswer, BODY_HEADERS_TOO_LARGE, BODY_URI_TOO_LONG,
 };
 use super::client_limit::ClientLimiter;
 use super::http1::{
-    chunked_body_len, parse_head, write_redirect, write_text, BodyFraming, ChunkedBody, FastHead,
-    FastMethod, HeadParse, Refusal,
+    chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
+    HeadParse, Refusal,
 };
 use super::lazy_tcp::LazyTcp;
-use super::router_proxy::RouterProxy;
-use crate::config::{HttpConfig, Mode};
-use crate::metrics::{kind_label, outcome_label, CloseReason, KINDS, METRICS};
-use crate::routing::{decide, BadRequest, Outcome, RequestFacts};
+use super::pipeline::{self, Action, Handled, Incoming, Record};
+use super::router_proxy::{with_decision, RouterProxy};
+use crate::config::HttpConfig;
+use crate::metrics::{CloseReason, METRICS};
 use crate::settings::SharedSettings;
 use crate::snapshot::canonical_ip;
 use crate::state::RouterState;
@@ -75,10 +73,8 @@ enum NextRequest {
 
 /// An answer written into the output buffer, to be counted once it is sent.
 struct Answered {
-    kind: usize,
-    outcome: usize,
     status: u16,
-    access: Option<Box<AccessRecord>>,
+    record: Record,
 }
 
 /// A connection the fast loop serves: the accepted socket itself, or Pingora's stream once
@@ -123,8 +119,9 @@ struct ConnState {
 enum Served {
     /// The connection is over.
     Done,
-    /// The request at the start of the buffer (this long, when known) is for the framework.
-    Delegate(Option<usize>),
+    /// The request at the start of the buffer (this long, when known) is for the framework,
+    /// decided already when it is to be proxied.
+    Delegate(Option<usize>, Option<Box<Handled>>),
 }
 
 /// The most bytes a head within the configured limits can take.
@@ -320,94 +317,39 @@ impl RouterApp {
         *shutdown.borrow() || self.handing_over.load(Ordering::Relaxed)
     }
 
-    /// Routes a head the fast path can answer and writes the answer into `out`; `None` when
-    /// the request is to be proxied.
-    fn answer(
+    /// Decides a head read on the fast loop; `None` for a method the framework must handle.
+    fn handle(
         &self,
         buf: &[u8],
         head: &FastHead,
         peer: IpAddr,
-        keep_alive: bool,
-        out: &mut Vec<u8>,
-    ) -> Option<Answered> {
+        started: Instant,
+    ) -> Option<Handled> {
         let settings = self.settings.load();
-        let target = &buf[head.target.clone()];
-        let head_only = head.method == FastMethod::Head;
         let method = head.method.to_http(buf)?;
-        let access_on = settings.config.access_log.enabled;
-        if let Some(answer) = over_limits(head.size, &settings.config.http) {
-            write_text(out, answer, head_only, keep_alive);
-            return Some(Answered {
-                kind: KINDS.len() - 1,
-                outcome: outcome_label(&Outcome::BadRequest(BadRequest::Path)),
-                status: answer.status,
-                access: access_on
-                    .then(|| oversize_record(peer, method.as_str(), target, answer.status)),
-            });
-        }
+        let raw_target = &buf[head.target.clone()];
         // Visible ASCII only (checked by the parser).
-        let target = std::str::from_utf8(target).ok()?;
+        let target = std::str::from_utf8(raw_target).ok()?;
         let (path, query) = match target.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let snapshot = self.state.snapshot_guard();
-        let facts = RequestFacts {
+        let incoming = Incoming {
             method: &method,
             path,
             query,
+            raw_target,
             peer,
             x_real_ip: head.x_real_ip.clone().map(|r| &buf[r]),
-            random: fastrand::u64(..),
+            size: head.size,
         };
-        let policy = &settings.policy;
-        let decision = decide(snapshot.as_deref(), policy, &facts);
-        let proxied = decision
-            .kind
-            .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
-        let redirect = matches!(decision.outcome, Outcome::Redirect { .. });
-        if proxied && redirect {
-            return None;
-        }
-        let access = access_on.then(|| {
-            access_record(
-                &decision,
-                snapshot.as_deref(),
-                peer,
-                method.as_str(),
-                path,
-                proxied,
-            )
-        });
-        let kind = kind_label(decision.kind);
-        let outcome = outcome_label(&decision.outcome);
-        let status = match &decision.outcome {
-            Outcome::Redirect { location, .. } => {
-                write_redirect(out, location, keep_alive);
-                302
-            }
-            other => {
-                let answer = error_answer(other);
-                write_text(out, answer, head_only, keep_alive);
-                answer.status
-            }
-        };
-        Some(Answered {
-            kind,
-            outcome,
-            status,
-            access,
-        })
+        Some(pipeline::handle(&self.state, &settings, &incoming, started))
     }
 
-    fn record(&self, answered: Answered, started: Instant) {
-        let took = started.elapsed();
-        METRICS.count_request(answered.kind, answered.outcome);
-        METRICS.observe_duration(answered.kind, took);
-        if let Some(record) = &answered.access {
-            let json = self.settings.load().config.access_log.json;
-            access_log::write(record, answered.status, took, json);
-        }
+    fn record(&self, answered: Answered) {
+        answered
+            .record
+            .finish(answered.status, &self.settings.load());
     }
 
     /// Hands the request at the start of `buf` (`request_len` bytes when known) to the
@@ -417,6 +359,7 @@ impl RouterApp {
         stream: Stream,
         buf: &mut BytesMut,
         request_len: Option<usize>,
+        decided: Option<Box<Handled>>,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let take = request_len.map_or(buf.len(), |n| n.min(buf.len()));
@@ -425,7 +368,11 @@ impl RouterApp {
         let limits = self.settings.load().config.http;
         let keepalive = (!self.ending(shutdown)).then_some(limits.keepalive_timeout_secs);
         session.set_keepalive(keepalive);
-        let reused = self.proxy.process_new_http(session, shutdown).await?;
+        let process = self.proxy.process_new_http(session, shutdown);
+        let reused = match decided {
+            Some(handled) => with_decision(*handled, process).await?,
+            None => process.await?,
+        };
         // Pipelining stays off in the framework, so no bytes of a next request are left
         // inside the returned settings: they are all in `buf` or still in the socket.
         Some(reused.consume().0)
@@ -464,7 +411,7 @@ impl RouterApp {
             let fast = match head {
                 HeadParse::Fast(fast) => fast,
                 HeadParse::Delegate { head_len, body } => {
-                    return Served::Delegate(HeadParse::delegated_len(head_len, body))
+                    return Served::Delegate(HeadParse::delegated_len(head_len, body), None)
                 }
                 HeadParse::TooManyHeaders => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
@@ -504,9 +451,29 @@ impl RouterApp {
             let keep_alive = fast.keep_alive
                 && !self.ending(shutdown)
                 && body_len.is_some_and(|n| n <= MAX_DISCARDED_BODY);
-            let Some(answered) = self.answer(buf, &fast, peer, keep_alive, &mut conn.out) else {
-                // A proxy-mode route: the framework routes it again and proxies it.
-                return Served::Delegate(body_len.and_then(|n| fast.head_len.checked_add(n)));
+            let request_len = body_len.and_then(|n| fast.head_len.checked_add(n));
+            let Some(Handled { action, record }) = self.handle(buf, &fast, peer, started) else {
+                return Served::Delegate(request_len, None);
+            };
+            let answer = match action {
+                Action::Answer(answer) => answer,
+                proxy @ Action::Proxy(_) => {
+                    let handled = Handled {
+                        action: proxy,
+                        record,
+                    };
+                    return Served::Delegate(request_len, Some(Box::new(handled)));
+                }
+            };
+            write_answer(
+                &mut conn.out,
+                &answer,
+                fast.method == FastMethod::Head,
+                keep_alive,
+            );
+            let answered = Answered {
+                status: answer.status(),
+                record,
             };
             buf.advance(fast.head_len);
             let body_len = body_len.unwrap_or(usize::MAX);
@@ -518,7 +485,7 @@ impl RouterApp {
             }
             conn.answers += 1;
             let sent = send(stream, &conn.out, send_limit(&limits)).await;
-            self.record(answered, started);
+            self.record(answered);
             if !sent {
                 return Served::Done;
             }
@@ -544,18 +511,15 @@ impl RouterApp {
     ) -> Served {
         let started = Instant::now();
         conn.out.clear();
-        write_text(&mut conn.out, answer, false, false);
+        write_answer(&mut conn.out, &Answer::Text(answer), false, false);
         let limits = self.settings.load().config.http;
         if send(stream, &conn.out, send_limit(&limits)).await {
             linger(stream, conn, &limits).await;
         }
-        let answered = Answered {
-            kind: KINDS.len() - 1,
-            outcome: outcome_label(&Outcome::BadRequest(BadRequest::Path)),
+        self.record(Answered {
             status: answer.status,
-            access: None,
-        };
-        self.record(answered, started);
+            record: Record::refused(started),
+        });
         Served::Done
     }
 
@@ -594,7 +558,7 @@ impl RouterApp {
             answers: 0,
         };
         let mut tcp = LazyTcp::Plain(tcp);
-        let Served::Delegate(mut request_len) =
+        let Served::Delegate(mut request_len, mut decided) =
             self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
         else {
             return;
@@ -604,7 +568,7 @@ impl RouterApp {
         };
         loop {
             match self
-                .delegate(stream, &mut conn.buf, request_len, shutdown)
+                .delegate(stream, &mut conn.buf, request_len, decided, shutdown)
                 .await
             {
                 Some(reused) => stream = reused,
@@ -612,7 +576,7 @@ impl RouterApp {
             }
             match self.serve(&mut stream, &mut conn, peer_ip, shutdown).await {
                 Served::Done => return,
-                Served::Delegate(len) => request_len = len,
+                Served::Delegate(len, handled) => (request_len, decided) = (len, handled),
             }
         }
     }

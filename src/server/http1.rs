@@ -2,7 +2,7 @@
 //! facts routing needs, and redirect or text answers serialised into one buffer. Anything this
 //! does not handle is handed, bytes untouched, to the Pingora framework.
 
-use super::answer::{HeadSize, TextAnswer, CACHE_CONTROL};
+use super::answer::{Answer, FieldValue, HeadSize};
 use pingora::protocols::http::date::get_cached_date;
 use std::io::Write;
 use std::mem::MaybeUninit;
@@ -511,6 +511,10 @@ pub fn chunked_body_len(buf: &[u8]) -> ChunkedBody {
 }
 
 fn status_line(out: &mut Vec<u8>, status: u16) {
+    if status == 302 {
+        out.extend_from_slice(b"HTTP/1.1 302 Found\r\n");
+        return;
+    }
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -526,33 +530,22 @@ fn header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn end_of_head(out: &mut Vec<u8>, keep_alive: bool) {
+/// Serialises an answer: its status line and fields, `Date` and `Connection`, and its body
+/// unless the request was HEAD.
+pub fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_alive: bool) {
+    status_line(out, answer.status());
+    answer.fields(|name, value| match value {
+        FieldValue::Bytes(bytes) => header(out, name, bytes),
+        FieldValue::Number(n) => {
+            let _ = write!(out, "{name}: {n}\r\n");
+        }
+    });
     header(out, "Date", get_cached_date().as_bytes());
     let connection: &[u8] = if keep_alive { b"keep-alive" } else { b"close" };
     header(out, "Connection", connection);
     out.extend_from_slice(b"\r\n");
-}
-
-/// A `302` to `location`, with the same headers as the framework's answer.
-pub fn write_redirect(out: &mut Vec<u8>, location: &str, keep_alive: bool) {
-    out.extend_from_slice(b"HTTP/1.1 302 Found\r\n");
-    header(out, "Location", location.as_bytes());
-    header(out, "Content-Length", b"0");
-    header(out, "Cache-Control", CACHE_CONTROL.as_bytes());
-    end_of_head(out, keep_alive);
-}
-
-/// A `text/plain` answer; a HEAD request gets the head only.
-pub fn write_text(out: &mut Vec<u8>, answer: TextAnswer, head_only: bool, keep_alive: bool) {
-    status_line(out, answer.status);
-    header(out, "Content-Type", b"text/plain");
-    let _ = write!(out, "Content-Length: {}\r\n", answer.body.len());
-    if let Some((name, value)) = answer.extra {
-        header(out, name, value.as_bytes());
-    }
-    end_of_head(out, keep_alive);
     if !head_only {
-        out.extend_from_slice(answer.body.as_bytes());
+        out.extend_from_slice(answer.body().as_bytes());
     }
 }
 
@@ -852,23 +845,20 @@ mod tests {
     #[test]
     fn answers_are_well_formed() {
         let mut out = Vec::new();
-        write_redirect(&mut out, "http://edge.example/a", true);
+        let redirect = Answer::Redirect("http://edge.example/a".into());
+        write_answer(&mut out, &redirect, false, true);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 302 Found\r\nLocation: http://edge.example/a\r\nContent-Length: 0\r\nCache-Control: max-age=0, private, must-revalidate\r\nDate: "));
         assert!(text.ends_with("\r\nConnection: keep-alive\r\n\r\n"));
 
         let mut out = Vec::new();
-        let answer = TextAnswer {
-            status: 405,
-            body: "Method not allowed",
-            extra: Some(("Allow", "GET, HEAD")),
-        };
-        write_text(&mut out, answer, false, false);
+        let answer = Answer::of(crate::routing::Outcome::MethodNotAllowed);
+        write_answer(&mut out, &answer, false, false);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 18\r\nAllow: GET, HEAD\r\nDate: "));
         assert!(text.ends_with("\r\nConnection: close\r\n\r\nMethod not allowed"));
         let mut head_only = Vec::new();
-        write_text(&mut head_only, answer, true, false);
-        assert_eq!(head_only, out[..out.len() - answer.body.len()]);
+        write_answer(&mut head_only, &answer, true, false);
+        assert_eq!(head_only, out[..out.len() - answer.body().len()]);
     }
 }

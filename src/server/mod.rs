@@ -10,6 +10,7 @@ pub mod http1;
 pub mod lazy_tcp;
 pub mod listeners;
 pub mod management;
+pub mod pipeline;
 pub mod reload;
 pub mod router_proxy;
 pub mod upgrade;

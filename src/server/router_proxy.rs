@@ -1,18 +1,13 @@
-//! The thin Pingora adapter: per request, load the snapshot, call the pure routing core and
-//! turn its decision into HTTP — a redirect answered here, or (proxy mode) a request to the
-//! chosen edge with one retry on another edge of the region if the connection fails.
+//! The thin Pingora adapter: a request decided by the pipeline (on the router's own loop, or
+//! here when the framework reads it first) is answered, or (proxy mode) sent to the chosen edge
+//! with one retry on another edge of the region if the connection fails.
 
-use super::access_log::{self, AccessRecord};
-use super::answer::{
-    access_record, error_answer, over_limits, oversize_record, HeadSize, TextAnswer,
-    BODY_BAD_GATEWAY, CACHE_CONTROL,
-};
+use super::answer::{Answer, FieldValue, HeadSize, TextAnswer, BODY_BAD_GATEWAY};
 use super::edge_resolver::EdgeResolver;
-use crate::config::Mode;
-use crate::metrics::{kind_label, outcome_label, KINDS, METRICS, OUTCOME_ERROR, OUTCOME_PROXY};
-use crate::routing::{decide, BadRequest, EdgeTarget, Outcome, RequestFacts};
+use super::pipeline::{self, Action, Handled, Incoming, ProxyTarget, Record};
+use crate::metrics::{OutcomeLabel, METRICS};
 use crate::settings::SharedSettings;
-use crate::snapshot::{Selector, Snapshot};
+use crate::snapshot::Selector;
 use crate::state::RouterState;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,6 +16,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,59 +29,90 @@ pub struct RouterProxy {
     pub resolver: EdgeResolver,
 }
 
-/// A request being proxied: the snapshot it was routed on and where it goes.
-pub struct ProxyTarget {
-    snapshot: Arc<Snapshot>,
-    edge_index: u32,
-    region_index: u32,
-    /// Path and query for the edge (what the redirect would have carried after the host).
-    path_and_query: String,
-    client_ip: IpAddr,
-    retried: bool,
-}
-
-/// What `logging()` needs to know about the answer.
+/// A request between `request_filter` and `logging`.
 pub struct RequestCtx {
     started: Instant,
-    kind: usize,
-    outcome: usize,
+    /// Set once the request is decided.
+    record: Option<Record>,
     proxy: Option<ProxyTarget>,
-    /// Only when the access log is on.
-    access: Option<Box<AccessRecord>>,
 }
 
-async fn write_redirect(session: &mut Session, location: String) -> Result<()> {
-    let mut resp = ResponseHeader::build(302, Some(3))?;
-    resp.insert_header("Location", location)?;
-    // Static values: no copy per answer.
-    resp.insert_header("Content-Length", HeaderValue::from_static("0"))?;
-    resp.insert_header("Cache-Control", HeaderValue::from_static(CACHE_CONTROL))?;
-    session.write_response_header(Box::new(resp), true).await
+tokio::task_local! {
+    /// The decision of a request the router's own loop hands to the framework.
+    static DECIDED: RefCell<Option<Handled>>;
 }
 
-async fn write_text(session: &mut Session, answer: TextAnswer) -> Result<()> {
-    let TextAnswer {
-        status,
-        body,
-        extra,
-    } = answer;
-    let is_head = session.req_header().method == http::Method::HEAD;
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("Content-Type", HeaderValue::from_static("text/plain"))?;
-    resp.insert_header("Content-Length", HeaderValue::from(body.len()))?;
-    if let Some((name, value)) = extra {
-        resp.insert_header(name, HeaderValue::from_static(value))?;
+/// Runs the framework on one request that is decided already (`handled`), so that it is not
+/// decided again.
+pub async fn with_decision<F: Future>(handled: Handled, process: F) -> F::Output {
+    DECIDED.scope(RefCell::new(Some(handled)), process).await
+}
+
+fn take_decision() -> Option<Handled> {
+    DECIDED
+        .try_with(|decided| decided.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
+/// Writes an answer through the framework, from the same description as the router's own
+/// HTTP/1 writer.
+async fn write_answer(session: &mut Session, answer: &Answer) -> Result<()> {
+    let mut resp = ResponseHeader::build(answer.status(), Some(4))?;
+    let mut fields = Ok(());
+    answer.fields(|name, value| {
+        let value = match value {
+            FieldValue::Bytes(bytes) => HeaderValue::from_bytes(bytes)
+                .or_err(ErrorType::InternalError, "answer header value"),
+            FieldValue::Number(n) => Ok(HeaderValue::from(n)),
+        };
+        if fields.is_ok() {
+            fields = value.and_then(|value| resp.insert_header(name, value));
+        }
+    });
+    fields?;
+    let body = answer.body();
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if head_only {
+        return Ok(());
     }
-    if is_head {
-        return session.write_response_header(Box::new(resp), true).await;
-    }
-    session.write_response_header(Box::new(resp), false).await?;
     session
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
         .await
 }
 
 impl RouterProxy {
+    /// Decides a request that reached the framework first.
+    fn handle(&self, session: &Session, started: Instant) -> Handled {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let req = session.req_header();
+        let size = HeadSize {
+            uri_bytes: req.raw_path().len(),
+            header_count: req.headers.len(),
+            header_bytes: req
+                .headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum(),
+        };
+        let incoming = Incoming {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            raw_target: req.raw_path(),
+            peer,
+            x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
+            size,
+        };
+        pipeline::handle(&self.state, &self.settings.load(), &incoming, started)
+    }
+
     /// A connection to the chosen edge failed (or its name did not resolve): counted against
     /// the edge, and retried once on another edge of the region.
     fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
@@ -113,9 +141,9 @@ impl RouterProxy {
                 to.domain_name
             );
             METRICS.upstream_retries.inc();
-            if let Some(record) = ctx.access.as_mut() {
-                record.edge = Some(to.domain_name.to_string());
-                record.reason = "proxy_retried";
+            if let Some(access) = ctx.record.as_mut().and_then(|r| r.access.as_mut()) {
+                access.edge = Some(to.domain_name.to_string());
+                access.reason = "proxy_retried";
             }
             target.edge_index = edge_index;
             target.retried = true;
@@ -160,106 +188,28 @@ impl ProxyHttp for RouterProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            kind: KINDS.len() - 1,
-            outcome: 0,
+            record: None,
             proxy: None,
-            access: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let req = session.req_header();
-        let settings = self.settings.load();
-        let size = HeadSize {
-            uri_bytes: req.raw_path().len(),
-            header_count: req.headers.len(),
-            header_bytes: req
-                .headers
-                .iter()
-                .map(|(name, value)| name.as_str().len() + value.len())
-                .sum(),
+        let handled = match take_decision() {
+            Some(handled) => handled,
+            None => self.handle(session, ctx.started),
         };
-        if let Some(answer) = over_limits(size, &settings.config.http) {
-            ctx.outcome = outcome_label(&Outcome::BadRequest(BadRequest::Path));
-            if settings.config.access_log.enabled {
-                ctx.access = Some(oversize_record(
-                    peer,
-                    req.method.as_str(),
-                    req.raw_path(),
-                    answer.status,
-                ));
+        let Handled { action, record } = handled;
+        ctx.record = Some(record);
+        match action {
+            Action::Proxy(target) => {
+                ctx.proxy = Some(target);
+                Ok(false)
             }
-            drop(settings);
-            write_text(session, answer).await?;
-            return Ok(true);
-        }
-        let policy = &settings.policy;
-        let snapshot = self.state.snapshot_guard();
-        let facts = RequestFacts {
-            method: &req.method,
-            path: req.uri.path(),
-            query: req.uri.query(),
-            peer,
-            x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
-            random: fastrand::u64(..),
-        };
-        let decision = decide(snapshot.as_deref(), policy, &facts);
-        ctx.kind = kind_label(decision.kind);
-        ctx.outcome = outcome_label(&decision.outcome);
-        let proxied = decision
-            .kind
-            .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
-        if settings.config.access_log.enabled {
-            ctx.access = Some(access_record(
-                &decision,
-                snapshot.as_deref(),
-                peer,
-                req.method.as_str(),
-                req.uri.path(),
-                proxied,
-            ));
-        }
-        match decision.outcome {
-            Outcome::Redirect { location, .. } if proxied => {
-                let (Some(snapshot), Some(client_ip), Some(target)) =
-                    (snapshot.as_ref(), decision.client_ip, decision.target)
-                else {
-                    return Error::e_explain(
-                        ErrorType::InternalError,
-                        "redirect without a snapshot",
-                    );
-                };
-                let EdgeTarget {
-                    path_start,
-                    edge_index,
-                    region_index,
-                    ..
-                } = target;
-                ctx.outcome = OUTCOME_PROXY;
-                ctx.proxy = Some(ProxyTarget {
-                    snapshot: Arc::clone(snapshot),
-                    edge_index,
-                    region_index,
-                    path_and_query: location[path_start..].to_string(),
-                    client_ip,
-                    retried: false,
-                });
-                return Ok(false);
-            }
-            Outcome::Redirect { location, .. } => {
-                drop((snapshot, settings));
-                write_redirect(session, location).await?
-            }
-            other => {
-                drop((snapshot, settings));
-                write_text(session, error_answer(&other)).await?
+            Action::Answer(answer) => {
+                write_answer(session, &answer).await?;
+                Ok(true)
             }
         }
-        Ok(true)
     }
 
     async fn upstream_peer(
@@ -332,7 +282,9 @@ impl ProxyHttp for RouterProxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        METRICS.count_upstream_status(ctx.kind, response.status.as_u16());
+        if let Some(record) = &ctx.record {
+            METRICS.count_upstream_status(record.kind, response.status.as_u16());
+        }
         Ok(())
     }
 
@@ -352,7 +304,9 @@ impl ProxyHttp for RouterProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        ctx.outcome = OUTCOME_ERROR;
+        if let Some(record) = ctx.record.as_mut() {
+            record.outcome = OutcomeLabel::Error;
+        }
         let code = match e.esource() {
             ErrorSource::Downstream => 0,
             _ => 502,
@@ -363,7 +317,7 @@ impl ProxyHttp for RouterProxy {
                 body: BODY_BAD_GATEWAY,
                 extra: None,
             };
-            if let Err(write_error) = write_text(session, answer).await {
+            if let Err(write_error) = write_answer(session, &Answer::Text(answer)).await {
                 log::debug!("cannot send 502 to the client: {write_error}");
             }
         }
@@ -384,22 +338,19 @@ impl ProxyHttp for RouterProxy {
         error: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
-        let outcome = if error.is_some() && ctx.outcome == 0 {
-            OUTCOME_ERROR
-        } else {
-            ctx.outcome
+        let record = ctx
+            .record
+            .take()
+            .unwrap_or_else(|| Record::unrouted(ctx.started));
+        // A redirect the framework could not finish writing counts as an error.
+        let record = match record.outcome {
+            OutcomeLabel::Redirect if error.is_some() => Record {
+                outcome: OutcomeLabel::Error,
+                ..record
+            },
+            _ => record,
         };
-        let took = ctx.started.elapsed();
-        METRICS.count_request(ctx.kind, outcome);
-        METRICS.observe_duration(ctx.kind, took);
-        if let Some(record) = &ctx.access {
-            let status = session.response_written().map_or(0, |r| r.status.as_u16());
-            access_log::write(
-                record,
-                status,
-                took,
-                self.settings.load().config.access_log.json,
-            );
-        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        record.finish(status, &self.settings.load());
     }
 }
