@@ -16,12 +16,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(config: Config) -> Settings {
-        let policy = RoutingPolicy {
-            trusted_proxies: config.client_ip.trusted_proxies.clone(),
-            append_query_string: config.redirect.append_query_string,
-            panic_mode: config.health.panic_mode,
-            routes: config.routes,
-        };
+        let policy = RoutingPolicy::from_config(&config);
         Settings { config, policy }
     }
 }

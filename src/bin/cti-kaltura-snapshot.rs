@@ -35,7 +35,7 @@ enum Command {
         old: PathBuf,
         new: PathBuf,
         /// The guard's largest removed fraction (router.routing.guard.max_removed_fraction).
-        #[arg(long, default_value_t = 0.5, value_parser = fraction)]
+        #[arg(long, default_value_t = GuardConfig::default().max_removed_fraction, value_parser = fraction)]
         max_removed_fraction: f64,
         /// How many ids to list per change.
         #[arg(long, default_value_t = 20)]

@@ -20,7 +20,9 @@ pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:4002";
 /// Default proxies whose `X-Real-IP` is believed: loopback only.
 pub const DEFAULT_TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
-/// The validated router settings.
+/// The validated router settings. Its `Default` (and each section's) is the documented
+/// default: the file's readers, the routing policy, the CLI and every fallback derive from it,
+/// and a test checks `docs/configuration.md` against it.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Public listeners (`router.listen`).
@@ -38,7 +40,26 @@ pub struct Config {
     pub access_log: AccessLogConfig,
 }
 
-/// Where routing data comes from (`router.routing`): exactly one of `file` and `admin_api`.
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![DEFAULT_LISTEN.parse().expect("valid default")],
+            management_listen: DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid default"),
+            routing: RoutingConfig::default(),
+            management: ManagementConfig::default(),
+            client_ip: ClientIpConfig::default(),
+            health: HealthConfig::default(),
+            http: HttpConfig::default(),
+            redirect: RedirectConfig::default(),
+            routes: RoutesConfig::default(),
+            proxy: ProxyConfig::default(),
+            access_log: AccessLogConfig::default(),
+        }
+    }
+}
+
+/// Where routing data comes from (`router.routing`): exactly one of `file` and `admin_api`
+/// (the default names neither; a file must name one).
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
     /// Snapshot file, JSON or YAML (`router.routing.file`).
@@ -51,6 +72,18 @@ pub struct RoutingConfig {
     pub state_dir: Option<PathBuf>,
     /// Blast-radius guard for admin snapshots (`router.routing.guard`).
     pub guard: GuardConfig,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            file: None,
+            watch_interval: Some(Duration::from_secs(2)),
+            admin_api: None,
+            state_dir: None,
+            guard: GuardConfig::default(),
+        }
+    }
 }
 
 /// The admin API source (`router.routing.admin_api`).
@@ -66,6 +99,20 @@ pub struct AdminApiConfig {
     pub max_body_bytes: u64,
     /// Longest wait between retries after failures (`max_backoff_secs`).
     pub max_backoff: Duration,
+}
+
+impl Default for AdminApiConfig {
+    /// Every key's default; `url` has none (it is required).
+    fn default() -> Self {
+        AdminApiConfig {
+            url: String::new(),
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            token: None,
+            max_body_bytes: 256 << 20,
+            max_backoff: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Refuses admin snapshots that would remove too much (`router.routing.guard`).
@@ -93,16 +140,33 @@ pub struct ManagementConfig {
 }
 
 /// Client address rules (`router.client_ip`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientIpConfig {
     pub trusted_proxies: TrustedProxies,
 }
 
 /// Networks whose `X-Real-IP` header is believed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TrustedProxies(pub Vec<IpNet>);
 
+impl Default for TrustedProxies {
+    /// Loopback only.
+    fn default() -> Self {
+        TrustedProxies(
+            DEFAULT_TRUSTED_PROXIES
+                .iter()
+                .map(|s| parse_cidr(s).expect("valid default"))
+                .collect(),
+        )
+    }
+}
+
 impl TrustedProxies {
+    /// Believes no one.
+    pub fn none() -> Self {
+        TrustedProxies(Vec::new())
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(&ip))
     }
@@ -231,13 +295,13 @@ pub struct AccessLogConfig {
 }
 
 /// Client connection settings (`router.http`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Idle time after which a keep-alive connection is closed.
-    pub keepalive_timeout_secs: u64,
+    pub keepalive_timeout: Duration,
     /// Time a client has to send a whole request head, from the connection's start or from
     /// the first byte of a later request; then the connection is closed.
-    pub header_timeout_secs: u64,
+    pub header_timeout: Duration,
     /// Most open connections from one address (trusted proxies exempt); 0 means no limit.
     pub max_connections_per_client: usize,
     /// Longest request target (path and query) answered; longer gets 414.
@@ -248,9 +312,24 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Lingering close: the longest a connection closed while its client may still be sending
     /// is read (and discarded) after the answer, so the answer is not destroyed by a reset.
-    pub lingering_time_secs: u64,
+    pub lingering_time: Duration,
     /// Lingering close: the longest wait for more bytes from the client before closing.
-    pub lingering_timeout_secs: u64,
+    pub lingering_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            keepalive_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            max_connections_per_client: 1000,
+            max_uri_bytes: 8192,
+            max_header_count: 64,
+            max_header_bytes: 16_384,
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How redirects are built (`router.redirect`).
@@ -258,6 +337,14 @@ pub struct HttpConfig {
 pub struct RedirectConfig {
     /// Append the request's query string to the Location.
     pub append_query_string: bool,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        RedirectConfig {
+            append_query_string: true,
+        }
+    }
 }
 
 /// Why a config could not be loaded: every problem found.
@@ -357,9 +444,10 @@ fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
 fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let mut router = Section::new("router", value, errors);
 
+    let d = Config::default();
     let listen = router
         .list("listen", errors, parse_socket_addr)
-        .unwrap_or_else(|| vec![DEFAULT_LISTEN.parse().expect("valid default")]);
+        .unwrap_or_else(|| d.listen.clone());
     if listen.is_empty() {
         errors.push(
             router.key_path("listen"),
@@ -371,10 +459,10 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
             Ok(addr) => addr,
             Err(message) => {
                 errors.push(router.key_path("management_listen"), message);
-                DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid default")
+                d.management_listen
             }
         },
-        None => DEFAULT_MANAGEMENT_LISTEN.parse().expect("valid default"),
+        None => d.management_listen,
     };
     if listen.contains(&management_listen) {
         errors.push(
@@ -391,43 +479,26 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     let mut client_ip = router.section("client_ip", errors);
     let trusted_proxies = client_ip
         .list("trusted_proxies", errors, parse_cidr)
-        .unwrap_or_else(|| {
-            DEFAULT_TRUSTED_PROXIES
-                .iter()
-                .map(|s| parse_cidr(s).expect("valid default"))
-                .collect()
-        });
+        .map_or_else(|| d.client_ip.trusted_proxies.clone(), TrustedProxies);
     client_ip.finish(errors);
 
     let health = read_health(router.section("health", errors), errors);
 
-    let mut http = router.section("http", errors);
-    let http_config = HttpConfig {
-        keepalive_timeout_secs: http.u64_in("keepalive_timeout_secs", 60, 1..=3600, errors),
-        header_timeout_secs: http.u64_in("header_timeout_secs", 10, 1..=300, errors),
-        max_connections_per_client: http.u64_in(
-            "max_connections_per_client",
-            1000,
-            0..=1_000_000,
-            errors,
-        ) as usize,
-        max_uri_bytes: http.u64_in("max_uri_bytes", 8192, 64..=65_000, errors) as usize,
-        max_header_count: http.u64_in("max_header_count", 64, 1..=256, errors) as usize,
-        max_header_bytes: http.u64_in("max_header_bytes", 16_384, 256..=1_000_000, errors) as usize,
-        lingering_time_secs: http.u64_in("lingering_time_secs", 30, 1..=300, errors),
-        lingering_timeout_secs: http.u64_in("lingering_timeout_secs", 5, 1..=60, errors),
-    };
-    http.finish(errors);
+    let http_config = read_http(router.section("http", errors), errors);
 
     let mut redirect = router.section("redirect", errors);
-    let append_query_string = redirect.bool("append_query_string", true, errors);
+    let append_query_string = redirect.bool(
+        "append_query_string",
+        d.redirect.append_query_string,
+        errors,
+    );
     redirect.finish(errors);
 
     let routes = read_routes(router.section("routes", errors), errors);
     let proxy = read_proxy(router.section("proxy", errors), errors);
     let mut access_log = router.section("access_log", errors);
     let access_log_config = AccessLogConfig {
-        enabled: access_log.bool("enabled", false, errors),
+        enabled: access_log.bool("enabled", d.access_log.enabled, errors),
         json: match access_log.string("format", errors) {
             None | Some("text") => false,
             Some("json") => true,
@@ -447,9 +518,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         management: ManagementConfig {
             token: management_token,
         },
-        client_ip: ClientIpConfig {
-            trusted_proxies: TrustedProxies(trusted_proxies),
-        },
+        client_ip: ClientIpConfig { trusted_proxies },
         health,
         http: http_config,
         redirect: RedirectConfig {
@@ -461,12 +530,103 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     })
 }
 
+/// A whole number of seconds within `range`, as a duration.
+fn secs_in(
+    section: &mut Section<'_>,
+    key: &'static str,
+    default: Duration,
+    range: std::ops::RangeInclusive<u64>,
+    errors: &mut Errors,
+) -> Duration {
+    Duration::from_secs(section.u64_in(key, default.as_secs(), range, errors))
+}
+
+/// A whole number of milliseconds within `range`, as a duration.
+fn millis_in(
+    section: &mut Section<'_>,
+    key: &'static str,
+    default: Duration,
+    range: std::ops::RangeInclusive<u64>,
+    errors: &mut Errors,
+) -> Duration {
+    Duration::from_millis(section.u64_in(key, default.as_millis() as u64, range, errors))
+}
+
+fn read_http(mut http: Section<'_>, errors: &mut Errors) -> HttpConfig {
+    let d = HttpConfig::default();
+    let count = |http: &mut Section<'_>, key, default: usize, range, errors: &mut Errors| {
+        http.u64_in(key, default as u64, range, errors) as usize
+    };
+    let config = HttpConfig {
+        keepalive_timeout: secs_in(
+            &mut http,
+            "keepalive_timeout_secs",
+            d.keepalive_timeout,
+            1..=3600,
+            errors,
+        ),
+        header_timeout: secs_in(
+            &mut http,
+            "header_timeout_secs",
+            d.header_timeout,
+            1..=300,
+            errors,
+        ),
+        max_connections_per_client: count(
+            &mut http,
+            "max_connections_per_client",
+            d.max_connections_per_client,
+            0..=1_000_000,
+            errors,
+        ),
+        max_uri_bytes: count(
+            &mut http,
+            "max_uri_bytes",
+            d.max_uri_bytes,
+            64..=65_000,
+            errors,
+        ),
+        max_header_count: count(
+            &mut http,
+            "max_header_count",
+            d.max_header_count,
+            1..=256,
+            errors,
+        ),
+        max_header_bytes: count(
+            &mut http,
+            "max_header_bytes",
+            d.max_header_bytes,
+            256..=1_000_000,
+            errors,
+        ),
+        lingering_time: secs_in(
+            &mut http,
+            "lingering_time_secs",
+            d.lingering_time,
+            1..=300,
+            errors,
+        ),
+        lingering_timeout: secs_in(
+            &mut http,
+            "lingering_timeout_secs",
+            d.lingering_timeout,
+            1..=60,
+            errors,
+        ),
+    };
+    http.finish(errors);
+    config
+}
+
 fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
     let mut config = RoutesConfig::default();
     for (i, kind) in ["live", "catchup", "vod", "static"].into_iter().enumerate() {
+        let d = config.0[i];
         let mut route = routes.section(kind, errors);
         let mode = match route.string("mode", errors) {
-            None | Some("redirect") => Mode::Redirect,
+            None => d.mode,
+            Some("redirect") => Mode::Redirect,
             Some("proxy") => Mode::Proxy,
             Some(_) => {
                 errors.push(route.key_path("mode"), "must be `redirect` or `proxy`");
@@ -474,7 +634,8 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
             }
         };
         let selection = match route.string("selection", errors) {
-            None | Some("weighted_random") => SelectionPolicy::WeightedRandom,
+            None => d.selection,
+            Some("weighted_random") => SelectionPolicy::WeightedRandom,
             Some("consistent") => SelectionPolicy::Consistent,
             Some(_) => {
                 errors.push(
@@ -484,8 +645,8 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
                 SelectionPolicy::WeightedRandom
             }
         };
-        let spread =
-            route.u64_in("spread", 1, 1..=crate::vocab::MAX_SPREAD as u64, errors) as usize;
+        let max_spread = crate::vocab::MAX_SPREAD as u64;
+        let spread = route.u64_in("spread", d.spread as u64, 1..=max_spread, errors) as usize;
         route.finish(errors);
         config.0[i] = RouteConfig {
             mode,
@@ -499,26 +660,24 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
 
 fn read_proxy(mut proxy: Section<'_>, errors: &mut Errors) -> ProxyConfig {
     let d = ProxyConfig::default();
+    let p = &mut proxy;
     let config = ProxyConfig {
-        connect_timeout: Duration::from_millis(proxy.u64_in(
+        connect_timeout: millis_in(
+            p,
             "connect_timeout_ms",
-            d.connect_timeout.as_millis() as u64,
+            d.connect_timeout,
             1..=60_000,
             errors,
-        )),
-        read_timeout: Duration::from_millis(proxy.u64_in(
-            "read_timeout_ms",
-            d.read_timeout.as_millis() as u64,
-            1..=3_600_000,
-            errors,
-        )),
-        write_timeout: Duration::from_millis(proxy.u64_in(
+        ),
+        read_timeout: millis_in(p, "read_timeout_ms", d.read_timeout, 1..=3_600_000, errors),
+        write_timeout: millis_in(
+            p,
             "write_timeout_ms",
-            d.write_timeout.as_millis() as u64,
+            d.write_timeout,
             1..=3_600_000,
             errors,
-        )),
-        tls_verify: proxy.bool("tls_verify", d.tls_verify, errors),
+        ),
+        tls_verify: p.bool("tls_verify", d.tls_verify, errors),
     };
     proxy.finish(errors);
     config
@@ -577,7 +736,9 @@ fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<Routing
     let has_file = routing.has("file");
     let has_admin = routing.has("admin_api");
     let file = routing.string("file", errors).map(PathBuf::from);
-    let watch_secs = routing.u64_in("watch_interval_secs", 2, 0..=3600, errors);
+    let d = RoutingConfig::default();
+    let default_watch = d.watch_interval.map_or(0, |every| every.as_secs());
+    let watch_secs = routing.u64_in("watch_interval_secs", default_watch, 0..=3600, errors);
     let admin_api = if has_admin {
         read_admin_api(routing.section("admin_api", errors), errors)
     } else {
@@ -598,8 +759,13 @@ fn read_routing(mut routing: Section<'_>, errors: &mut Errors) -> Option<Routing
     let state_dir = routing.string("state_dir", errors).map(PathBuf::from);
     let mut guard = routing.section("guard", errors);
     let guard_config = GuardConfig {
-        enabled: guard.bool("enabled", true, errors),
-        max_removed_fraction: guard.f64_in("max_removed_fraction", 0.5, 0.0..=1.0, errors),
+        enabled: guard.bool("enabled", d.guard.enabled, errors),
+        max_removed_fraction: guard.f64_in(
+            "max_removed_fraction",
+            d.guard.max_removed_fraction,
+            0.0..=1.0,
+            errors,
+        ),
     };
     guard.finish(errors);
     routing.finish(errors);
@@ -626,19 +792,21 @@ fn read_admin_api(mut api: Section<'_>, errors: &mut Errors) -> Option<AdminApiC
             None
         }
     };
-    let poll_interval_secs = api.u64_in("poll_interval_secs", 5, 1..=3600, errors);
-    let timeout_secs = api.u64_in("timeout_secs", 3, 1..=300, errors);
-    let max_body_bytes = api.u64_in("max_body_bytes", 256 << 20, 1024..=(4 << 30), errors);
-    let max_backoff_secs = api.u64_in("max_backoff_secs", 60, 1..=3600, errors);
+    let d = AdminApiConfig::default();
+    let a = &mut api;
+    let poll_interval = secs_in(a, "poll_interval_secs", d.poll_interval, 1..=3600, errors);
+    let timeout = secs_in(a, "timeout_secs", d.timeout, 1..=300, errors);
+    let max_body_bytes = a.u64_in("max_body_bytes", d.max_body_bytes, 1024..=(4 << 30), errors);
+    let max_backoff = secs_in(a, "max_backoff_secs", d.max_backoff, 1..=3600, errors);
     let token = read_token(&mut api, errors);
     api.finish(errors);
     Some(AdminApiConfig {
         url: url?,
-        poll_interval: Duration::from_secs(poll_interval_secs),
-        timeout: Duration::from_secs(timeout_secs),
+        poll_interval,
+        timeout,
         token,
         max_body_bytes,
-        max_backoff: Duration::from_secs(max_backoff_secs),
+        max_backoff,
     })
 }
 

@@ -25,10 +25,10 @@ fn minimal_config_gets_documented_defaults() {
         .trusted_proxies
         .contains("10.0.0.1".parse().unwrap()));
     assert!(c.health.enabled);
-    assert_eq!(c.http.keepalive_timeout_secs, 60);
-    assert_eq!(c.http.header_timeout_secs, 10);
-    assert_eq!(c.http.lingering_time_secs, 30);
-    assert_eq!(c.http.lingering_timeout_secs, 5);
+    assert_eq!(c.http.keepalive_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.lingering_time, Duration::from_secs(30));
+    assert_eq!(c.http.lingering_timeout, Duration::from_secs(5));
     assert_eq!(c.http.max_connections_per_client, 1000);
     assert!(c.redirect.append_query_string);
     assert_eq!(c.routing.watch_interval, Some(Duration::from_secs(2)));
@@ -258,4 +258,228 @@ fn shipped_configs_are_valid() {
     );
     let demo = std::fs::read_to_string(root.join("conf/cti-kaltura.yaml")).unwrap();
     Config::from_yaml(&demo).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Each documented key's default as `docs/configuration.md` writes it, rendered from
+/// `Config::default()`.
+fn defaults_in_code() -> Vec<(&'static str, String)> {
+    let d = Config::default();
+    let api = AdminApiConfig::default();
+    let list = |items: Vec<String>| {
+        let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let none = || "none".to_string();
+    let secs = |t: Duration| t.as_secs().to_string();
+    let millis = |t: Duration| t.as_millis().to_string();
+    let live = d.routes.0[0];
+    for other in &d.routes.0[1..] {
+        assert_eq!(
+            *other, live,
+            "the docs give one default for all four route kinds"
+        );
+    }
+    vec![
+        (
+            "router.listen",
+            list(d.listen.iter().map(|a| a.to_string()).collect()),
+        ),
+        (
+            "router.management_listen",
+            format!("\"{}\"", d.management_listen),
+        ),
+        ("router.routing.file", none()),
+        (
+            "router.routing.watch_interval_secs",
+            d.routing
+                .watch_interval
+                .map_or(0, |t| t.as_secs())
+                .to_string(),
+        ),
+        ("router.routing.admin_api.url", none()),
+        (
+            "router.routing.admin_api.poll_interval_secs",
+            secs(api.poll_interval),
+        ),
+        ("router.routing.admin_api.timeout_secs", secs(api.timeout)),
+        ("router.routing.admin_api.token", none()),
+        ("router.routing.admin_api.token_file", none()),
+        (
+            "router.routing.admin_api.max_body_bytes",
+            api.max_body_bytes.to_string(),
+        ),
+        (
+            "router.routing.admin_api.max_backoff_secs",
+            secs(api.max_backoff),
+        ),
+        ("router.routing.state_dir", none()),
+        (
+            "router.routing.guard.enabled",
+            d.routing.guard.enabled.to_string(),
+        ),
+        (
+            "router.routing.guard.max_removed_fraction",
+            d.routing.guard.max_removed_fraction.to_string(),
+        ),
+        ("router.management.token", none()),
+        ("router.management.token_file", none()),
+        (
+            "router.client_ip.trusted_proxies",
+            list(
+                d.client_ip
+                    .trusted_proxies
+                    .0
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+            ),
+        ),
+        ("router.health.enabled", d.health.enabled.to_string()),
+        ("router.health.interval_ms", millis(d.health.interval)),
+        ("router.health.timeout_ms", millis(d.health.timeout)),
+        ("router.health.fall", d.health.fall.to_string()),
+        ("router.health.rise", d.health.rise.to_string()),
+        (
+            "router.health.expected_status",
+            d.health.expected_status.to_string(),
+        ),
+        (
+            "router.health.expected_body",
+            format!("\"{}\"", d.health.expected_body.clone().unwrap_or_default()),
+        ),
+        ("router.health.panic_mode", d.health.panic_mode.to_string()),
+        ("router.health.tls_verify", d.health.tls_verify.to_string()),
+        (
+            "router.http.keepalive_timeout_secs",
+            secs(d.http.keepalive_timeout),
+        ),
+        (
+            "router.http.header_timeout_secs",
+            secs(d.http.header_timeout),
+        ),
+        (
+            "router.http.max_connections_per_client",
+            d.http.max_connections_per_client.to_string(),
+        ),
+        (
+            "router.http.max_uri_bytes",
+            d.http.max_uri_bytes.to_string(),
+        ),
+        (
+            "router.http.max_header_count",
+            d.http.max_header_count.to_string(),
+        ),
+        (
+            "router.http.max_header_bytes",
+            d.http.max_header_bytes.to_string(),
+        ),
+        (
+            "router.http.lingering_time_secs",
+            secs(d.http.lingering_time),
+        ),
+        (
+            "router.http.lingering_timeout_secs",
+            secs(d.http.lingering_timeout),
+        ),
+        (
+            "router.redirect.append_query_string",
+            d.redirect.append_query_string.to_string(),
+        ),
+        (
+            "router.routes.live.mode",
+            match live.mode {
+                Mode::Redirect => "redirect",
+                Mode::Proxy => "proxy",
+            }
+            .to_string(),
+        ),
+        (
+            "router.routes.live.selection",
+            match live.selection {
+                SelectionPolicy::WeightedRandom => "weighted_random",
+                SelectionPolicy::Consistent => "consistent",
+            }
+            .to_string(),
+        ),
+        ("router.routes.live.spread", live.spread.to_string()),
+        (
+            "router.proxy.connect_timeout_ms",
+            millis(d.proxy.connect_timeout),
+        ),
+        ("router.proxy.read_timeout_ms", millis(d.proxy.read_timeout)),
+        (
+            "router.proxy.write_timeout_ms",
+            millis(d.proxy.write_timeout),
+        ),
+        ("router.proxy.tls_verify", d.proxy.tls_verify.to_string()),
+        (
+            "router.access_log.enabled",
+            d.access_log.enabled.to_string(),
+        ),
+        (
+            "router.access_log.format",
+            if d.access_log.json { "json" } else { "text" }.to_string(),
+        ),
+    ]
+}
+
+/// The text between the first pair of backticks, if any.
+fn first_code(cell: &str) -> Option<&str> {
+    let (_, rest) = cell.split_once('`')?;
+    rest.split_once('`').map(|(code, _)| code)
+}
+
+/// `(key, default)` of every row of the key tables in `docs/configuration.md`: a default cell
+/// that starts with "none" is `none`, otherwise its first code span.
+fn documented_defaults() -> Vec<(String, String)> {
+    let docs = include_str!("../../docs/configuration.md");
+    docs.lines()
+        .filter(|line| line.starts_with("| `router."))
+        .map(|line| line.split('|').map(str::trim).collect::<Vec<_>>())
+        // The key tables have six columns (the reload table has three).
+        .filter(|cells| cells.len() >= 8)
+        .map(|cells| {
+            let key = first_code(cells[1]).expect("a key").to_string();
+            let default = if cells[3].starts_with("none") {
+                "none".to_string()
+            } else {
+                first_code(cells[3])
+                    .unwrap_or_else(|| panic!("{key}: no default in {:?}", cells[3]))
+                    .to_string()
+            };
+            (key, default)
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_defaults_are_the_code_defaults() {
+    let documented = documented_defaults();
+    let code = defaults_in_code();
+    let doc_keys: Vec<&str> = documented.iter().map(|(k, _)| k.as_str()).collect();
+    let code_keys: Vec<&str> = code.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        doc_keys, code_keys,
+        "documented keys differ from the code's"
+    );
+    for ((key, doc), (_, code)) in documented.iter().zip(&code) {
+        assert_eq!(
+            doc, code,
+            "{key}: docs/configuration.md says {doc}, the code {code}"
+        );
+    }
+    // The file's readers take the same defaults.
+    let minimal = Config::from_yaml("router:\n  routing:\n    file: r.yaml\n").unwrap();
+    let d = Config::default();
+    assert_eq!(minimal.http, d.http);
+    assert_eq!(minimal.health, d.health);
+    assert_eq!(minimal.proxy, d.proxy);
+    assert_eq!(minimal.routes, d.routes);
+    assert_eq!(minimal.access_log, d.access_log);
+    assert_eq!(minimal.routing.guard, d.routing.guard);
+    assert_eq!(minimal.routing.watch_interval, d.routing.watch_interval);
+    assert_eq!(
+        minimal.client_ip.trusted_proxies.0,
+        d.client_ip.trusted_proxies.0
+    );
 }

@@ -4,7 +4,7 @@
 use super::client_ip::client_ip;
 use super::location::build_location;
 use super::request_path::{is_safe_query, parse_route, Route, RouteKind};
-use crate::config::{RoutesConfig, SelectionPolicy, TrustedProxies};
+use crate::config::{Config, RoutesConfig, SelectionPolicy, TrustedProxies};
 use crate::snapshot::affinity::KeyHasher;
 use crate::snapshot::{Id, Selector, Snapshot};
 use std::net::IpAddr;
@@ -35,15 +35,22 @@ pub struct RoutingPolicy {
     pub routes: RoutesConfig,
 }
 
-impl Default for RoutingPolicy {
-    /// The documented configuration defaults.
-    fn default() -> Self {
+impl RoutingPolicy {
+    /// What the routing core takes from a configuration.
+    pub fn from_config(config: &Config) -> RoutingPolicy {
         RoutingPolicy {
-            trusted_proxies: TrustedProxies::default(),
-            append_query_string: true,
-            panic_mode: true,
-            routes: RoutesConfig::default(),
+            trusted_proxies: config.client_ip.trusted_proxies.clone(),
+            append_query_string: config.redirect.append_query_string,
+            panic_mode: config.health.panic_mode,
+            routes: config.routes,
         }
+    }
+}
+
+impl Default for RoutingPolicy {
+    /// The policy of the default configuration.
+    fn default() -> Self {
+        RoutingPolicy::from_config(&Config::default())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::decide::{decide, Outcome, RequestFacts, RoutingPolicy};
 use super::request_path::{parse_route, Route};
+use crate::config::TrustedProxies;
 use crate::snapshot::{Server, ServerType, Snapshot};
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -141,7 +142,7 @@ pub fn explain(
     };
     // The address is taken as the client's: no proxy header applies.
     let untrusting = RoutingPolicy {
-        trusted_proxies: Default::default(),
+        trusted_proxies: TrustedProxies::none(),
         ..policy.clone()
     };
     let decision = decide(Some(snapshot), &untrusting, &facts);

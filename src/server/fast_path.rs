@@ -149,13 +149,13 @@ async fn read_request<S: Connection>(
     accepted: Option<Instant>,
     closing: &mut watch::Receiver<bool>,
 ) -> Result<NextRequest, ReadEnd> {
-    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
+    let header_timeout = limits.header_timeout;
     let mut deadline = accepted.map(|t| t + header_timeout);
     if buf.is_empty() && deadline.is_none() {
         if *closing.borrow() {
             return Err(ReadEnd::Closing);
         }
-        let idle = Duration::from_secs(limits.keepalive_timeout_secs);
+        let idle = limits.keepalive_timeout;
         tokio::select! {
             biased;
             read = pingora_timeout::timeout(idle, read_more(stream, buf)) => {
@@ -209,7 +209,7 @@ async fn read_chunked_body<S: Connection>(
     head_len: usize,
     limits: &HttpConfig,
 ) -> Result<Option<usize>, BodyEnd> {
-    let deadline = Instant::now() + Duration::from_secs(limits.header_timeout_secs);
+    let deadline = Instant::now() + limits.header_timeout;
     loop {
         match chunked_body_len(&buf[head_len..]) {
             ChunkedBody::Complete(len) => return Ok(Some(len)),
@@ -237,7 +237,7 @@ async fn discard_body<S: Connection>(
     let buffered = len.min(buf.len());
     buf.advance(buffered);
     let mut left = len - buffered;
-    let deadline = Instant::now() + Duration::from_secs(limits.header_timeout_secs);
+    let deadline = Instant::now() + limits.header_timeout;
     while left > 0 {
         let wait = deadline.saturating_duration_since(Instant::now());
         match pingora_timeout::timeout(wait, read_more(stream, buf)).await {
@@ -253,15 +253,15 @@ async fn discard_body<S: Connection>(
 }
 
 /// Nginx's lingering close: half-closes the connection, then reads and drops whatever the
-/// client still sends until it closes, sends nothing for `lingering_timeout_secs`, or
-/// `lingering_time_secs` have passed (or the router is shutting down). Closing a socket with
+/// client still sends until it closes, sends nothing for `lingering_timeout`, or
+/// `lingering_time` have passed (or the router is shutting down). Closing a socket with
 /// unread bytes would send a reset, which can destroy the answer still in flight.
 async fn linger<S: Connection>(stream: &mut S, conn: &mut ConnState, limits: &HttpConfig) {
     if stream.shutdown().await.is_err() {
         return;
     }
-    let deadline = Instant::now() + Duration::from_secs(limits.lingering_time_secs);
-    let quiet = Duration::from_secs(limits.lingering_timeout_secs);
+    let deadline = Instant::now() + limits.lingering_time;
+    let quiet = limits.lingering_timeout;
     let buf = &mut conn.buf;
     loop {
         buf.clear();
@@ -292,7 +292,7 @@ async fn send<S: Connection>(stream: &mut S, out: &[u8], limit: Duration) -> boo
 
 /// How long an answer may take to be written: the keep-alive timeout.
 fn send_limit(limits: &HttpConfig) -> Duration {
-    Duration::from_secs(limits.keepalive_timeout_secs)
+    limits.keepalive_timeout
 }
 
 impl RouterApp {
@@ -366,7 +366,7 @@ impl RouterApp {
         let mut session = ServerSession::new_http1(stream);
         session.set_pipelined_prefix(buf.split_to(take));
         let limits = self.settings.load().config.http;
-        let keepalive = (!self.ending(shutdown)).then_some(limits.keepalive_timeout_secs);
+        let keepalive = (!self.ending(shutdown)).then_some(limits.keepalive_timeout.as_secs());
         session.set_keepalive(keepalive);
         let process = self.proxy.process_new_http(session, shutdown);
         let reused = match decided {
