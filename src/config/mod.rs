@@ -530,6 +530,19 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     })
 }
 
+/// A whole number of `unit`s within `range`, as a duration.
+fn duration_in(
+    section: &mut Section<'_>,
+    key: &'static str,
+    default: Duration,
+    range: std::ops::RangeInclusive<u64>,
+    unit: Duration,
+    errors: &mut Errors,
+) -> Duration {
+    let default_units = (default.as_nanos() / unit.as_nanos()) as u64;
+    unit * section.u64_in(key, default_units, range, errors) as u32
+}
+
 /// A whole number of seconds within `range`, as a duration.
 fn secs_in(
     section: &mut Section<'_>,
@@ -538,7 +551,7 @@ fn secs_in(
     range: std::ops::RangeInclusive<u64>,
     errors: &mut Errors,
 ) -> Duration {
-    Duration::from_secs(section.u64_in(key, default.as_secs(), range, errors))
+    duration_in(section, key, default, range, Duration::from_secs(1), errors)
 }
 
 /// A whole number of milliseconds within `range`, as a duration.
@@ -549,7 +562,7 @@ fn millis_in(
     range: std::ops::RangeInclusive<u64>,
     errors: &mut Errors,
 ) -> Duration {
-    Duration::from_millis(section.u64_in(key, default.as_millis() as u64, range, errors))
+    duration_in(section, key, default, range, Duration::from_millis(1), errors)
 }
 
 fn read_http(mut http: Section<'_>, errors: &mut Errors) -> HttpConfig {
