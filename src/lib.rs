@@ -11,6 +11,7 @@ pub mod server;
 pub mod settings;
 pub mod snapshot;
 pub mod sources;
+pub mod startup;
 pub mod state;
 pub mod synthetic;
 pub mod vocab;

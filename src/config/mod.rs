@@ -562,7 +562,14 @@ fn millis_in(
     range: std::ops::RangeInclusive<u64>,
     errors: &mut Errors,
 ) -> Duration {
-    duration_in(section, key, default, range, Duration::from_millis(1), errors)
+    duration_in(
+        section,
+        key,
+        default,
+        range,
+        Duration::from_millis(1),
+        errors,
+    )
 }
 
 fn read_http(mut http: Section<'_>, errors: &mut Errors) -> HttpConfig {

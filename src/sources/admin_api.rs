@@ -2,10 +2,10 @@
 //! fetches at once on `POST /admin/refresh`. Every failure keeps the current snapshot; failures
 //! back off with jitter; accepted snapshots are persisted for the next start.
 
-use super::{guard, persist, RefreshOutcome, RefreshReceiver};
+use super::{accept, persist, RefreshOutcome, RefreshReceiver};
 use crate::config::AdminApiConfig;
 use crate::settings::SharedSettings;
-use crate::snapshot::{load_snapshot, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::state::{unix_now, RefusedSummary, RouterState};
 pub use crate::vocab::error_chain;
 use async_trait::async_trait;
@@ -167,8 +167,9 @@ impl AdminApiSource {
         Ok(Some(Fetched { body, etag }))
     }
 
-    /// Fetches, validates, guards, persists and publishes. `force` skips the guard and the
-    /// conditional request; `condition` says what a 304 is measured against.
+    /// Fetches, then accepts through the one accept path (compile, guard, persist, publish).
+    /// `force` skips the guard and the conditional request; `condition` says what a 304 is
+    /// measured against.
     pub async fn refresh(&self, force: bool, condition: Condition) -> RefreshOutcome {
         let settings = self.settings.current();
         let routing = &settings.config.routing;
@@ -210,32 +211,20 @@ impl AdminApiSource {
                 return RefreshOutcome::Failed { reason };
             }
         };
-        let url = api.url.clone();
-        let (snapshot, fetched) = match tokio::task::spawn_blocking(move || {
-            (load_snapshot(&fetched.body, &url), fetched)
-        })
-        .await
-        {
-            Ok((Ok(snapshot), fetched)) => (snapshot, fetched),
-            Ok((Err(e), _)) => {
-                self.state.fail(source, &e);
-                return RefreshOutcome::Failed {
-                    reason: e.to_string(),
-                };
-            }
-            Err(e) => {
-                let reason = format!("compiling the snapshot failed: {e}");
-                self.state.fail(source, &reason);
-                return RefreshOutcome::Failed { reason };
-            }
+        let rules = accept::Rules {
+            guard: (!force).then(|| routing.guard.clone()),
+            persist_to: routing
+                .state_dir
+                .clone()
+                .map(|dir| (dir, fetched.etag.clone())),
         };
-        let version = snapshot.info.version.clone();
-        if let (false, Some(current)) = (force, self.state.snapshot()) {
-            if let Err(reasons) = guard::check(&current, &snapshot, &routing.guard) {
+        let outcome = accept::accept(&self.state, fetched.body, source, rules).await;
+        match &outcome {
+            RefreshOutcome::Refused { version, reasons } => {
                 let mut last = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-                let repeat = last.as_ref().is_some_and(|r| r.reasons == reasons);
+                let repeat = last.as_ref().is_some_and(|r| &r.reasons == reasons);
                 *last = Some(Refusal {
-                    etag: fetched.etag.clone(),
+                    etag: fetched.etag,
                     version: version.clone(),
                     reasons: reasons.clone(),
                 });
@@ -247,19 +236,14 @@ impl AdminApiSource {
                     reasons: reasons.clone(),
                 };
                 self.state.refuse(summary, !repeat);
-                return RefreshOutcome::Refused { version, reasons };
             }
-        }
-        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some(dir) = &routing.state_dir {
-            if let Err(e) = persist::save(dir, &fetched.body, fetched.etag.as_deref()) {
-                log::error!("cannot persist the snapshot to {}: {e} (routing goes on; a restart during an admin outage would start from an older state)", dir.display());
+            RefreshOutcome::Accepted { .. } => {
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = fetched.etag;
             }
+            RefreshOutcome::Unchanged { .. } | RefreshOutcome::Failed { .. } => {}
         }
-        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = fetched.etag;
-        let problems = snapshot.info.problems.len();
-        self.state.publish(snapshot);
-        RefreshOutcome::Accepted { version, problems }
+        outcome
     }
 }
 

@@ -2,7 +2,7 @@
 //! on request (SIGHUP, `POST /admin/refresh`). A file that fails to load leaves the current
 //! snapshot.
 
-use super::{RefreshOutcome, RefreshReceiver};
+use super::{accept, RefreshOutcome, RefreshReceiver};
 use crate::settings::SharedSettings;
 use crate::snapshot::{load_snapshot, LoadError, Snapshot};
 use crate::state::RouterState;
@@ -82,40 +82,42 @@ impl FileSource {
         self.settings.load().config.routing.file.clone()
     }
 
-    /// Loads the file now and publishes it, or logs why not.
-    pub fn reload(&self) -> RefreshOutcome {
+    /// The configured file, remembered with its stamp as the last one attempted.
+    fn attempt(&self) -> Result<PathBuf, RefreshOutcome> {
         let Some(path) = self.path() else {
-            return RefreshOutcome::Failed {
+            return Err(RefreshOutcome::Failed {
                 reason: "no routing file configured".into(),
-            };
+            });
         };
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((path.clone(), stamp(&path)));
-        match load_file(&path) {
-            Ok(snapshot) => {
-                let outcome = RefreshOutcome::Accepted {
-                    version: snapshot.info.version.clone(),
-                    problems: snapshot.info.problems.len(),
-                };
-                self.state.publish(snapshot);
-                outcome
-            }
-            Err(e) => {
-                self.state.fail(&path.display().to_string(), &e);
-                RefreshOutcome::Failed {
-                    reason: e.to_string(),
-                }
-            }
+        Ok(path)
+    }
+
+    /// Loads the file on the calling thread and publishes it, or logs why not (at start-up,
+    /// before the listeners open, so the first request already has routing data).
+    pub fn load_now(&self) -> RefreshOutcome {
+        match self.attempt() {
+            Ok(path) => accept::accept_file_now(&self.state, &path),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Loads the file off the runtime's workers and publishes it, or logs why not.
+    pub async fn reload(&self) -> RefreshOutcome {
+        match self.attempt() {
+            Ok(path) => accept::accept_file(&self.state, path).await,
+            Err(outcome) => outcome,
         }
     }
 
     /// Reloads when the file (or its path, after a config reload) changed since the last
     /// attempt: one log line per change, however long a broken file stays broken.
-    fn reload_if_changed(&self) {
+    async fn reload_if_changed(&self) {
         let Some(path) = self.path() else { return };
         let now = Some((path.clone(), stamp(&path)));
         let changed = *self.last.lock().unwrap_or_else(|e| e.into_inner()) != now;
         if changed {
-            self.reload();
+            self.reload().await;
         }
     }
 }
@@ -136,13 +138,13 @@ impl BackgroundService for FileSource {
                 _ = shutdown.changed() => return,
                 Some(request) = super::next_request(&mut refresh) => {
                     log::info!("reloading the routing file on request");
-                    let _ = request.reply.send(self.reload());
+                    let _ = request.reply.send(self.reload().await);
                 }
                 _ = tick.tick() => {
                     let every = self.settings.load().config.routing.watch_interval;
                     if every.is_some_and(|every| last_check.elapsed() >= every) {
                         last_check = tokio::time::Instant::now();
-                        self.reload_if_changed();
+                        self.reload_if_changed().await;
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! Where routing snapshots come from: a file, or the admin API. Each source runs as a
 //! background service and also answers refresh requests from the management listener.
 
+pub mod accept;
 pub mod admin_api;
 pub mod file;
 pub mod guard;
