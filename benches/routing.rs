@@ -9,7 +9,9 @@
 //! Before measuring, every prepared request is decided once with allocations counted: a
 //! redirect must allocate exactly once (its Location string), a 404 or 400 not at all.
 
-use cti_kaltura::synthetic as support;
+#[path = "../src/dev/synthetic.rs"]
+#[allow(dead_code)]
+mod support;
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use cti_kaltura::routing::{

@@ -10,7 +10,9 @@
 //! `load_snapshot` on JSON bytes is `parse_document` then `compile` (the text is borrowed, not
 //! copied); the two steps are timed separately here.
 
-use cti_kaltura::synthetic as support;
+#[path = "../src/dev/synthetic.rs"]
+#[allow(dead_code)]
+mod support;
 
 use cti_kaltura::snapshot::{compile, parse_document};
 use std::time::Instant;

@@ -13,5 +13,4 @@ pub mod snapshot;
 pub mod sources;
 pub mod startup;
 pub mod state;
-pub mod synthetic;
 pub mod vocab;

@@ -1,6 +1,9 @@
 //! `cti-kaltura-snapshot`: the operator's companion for routing snapshots — check a file,
 //! diff two, explain a routing decision offline, generate synthetic data.
 
+#[path = "../dev/synthetic.rs"]
+#[allow(dead_code)]
+mod synthetic;
 use clap::{Parser, Subcommand};
 use cti_kaltura::config::GuardConfig;
 use cti_kaltura::routing::explain::explain;
@@ -58,7 +61,7 @@ enum Command {
         channels: Option<usize>,
         #[arg(long)]
         programs: Option<usize>,
-        #[arg(long, default_value_t = cti_kaltura::synthetic::SEED)]
+        #[arg(long, default_value_t = synthetic::SEED)]
         seed: u64,
         /// Output file (default: standard output).
         #[arg(short, long)]
@@ -212,7 +215,7 @@ fn gen(
     seed: u64,
     output: Option<PathBuf>,
 ) -> ExitCode {
-    use cti_kaltura::synthetic::{generate, Scale};
+    use synthetic::{generate, Scale};
     let mut scale = match scale {
         "full" => Scale::FULL,
         "smoke" => Scale::SMOKE,

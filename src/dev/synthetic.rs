@@ -1,5 +1,6 @@
 //! A deterministic generator of synthetic routing snapshots, used by the benchmarks,
-//! `examples/compile_snapshot.rs` and `cti-kaltura-snapshot gen`. The document is built as
+//! `examples/compile_snapshot.rs` and `cti-kaltura-snapshot gen` (each includes this file with
+//! `#[path]`: test data is not part of the shipped library). The document is built as
 //! one JSON string in memory, from a seed.
 //!
 //! Shape at [`Scale::FULL`]: 100,000 subnets (80% IPv4 in /16../24, 20% IPv6 in /32../64,
@@ -10,8 +11,8 @@
 //! 125,000 programs with 8 COMPLETED catch-up records each (HLS/MPD x 4 encryptions) spread
 //! over the DVRs: 1,000,000 records.
 
-use crate::config::{parse_cidr, TrustedProxies, DEFAULT_TRUSTED_PROXIES};
-use crate::routing::RoutingPolicy;
+use cti_kaltura::config::{parse_cidr, TrustedProxies, DEFAULT_TRUSTED_PROXIES};
+use cti_kaltura::routing::RoutingPolicy;
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
