@@ -1,7 +1,7 @@
 //! `cti-kaltura -c conf/cti-kaltura.yaml [-t] [-u] [-d]`: wiring only — the config, the
 //! start-up policy (`cti_kaltura::startup`), then the Pingora server.
 
-use cti_kaltura::server::upgrade::SelfUpgrade;
+use cti_kaltura::server::signals::upgrade::SelfUpgrade;
 use cti_kaltura::server::{build_server, Parts};
 use cti_kaltura::settings::SharedSettings;
 use cti_kaltura::sources::refresh_channel;

@@ -82,7 +82,7 @@ pub fn check_health_before_takeover(settings: &SharedSettings, state: &Arc<Route
 
 /// Binds `addr` the way the router will, then lets it go.
 fn try_bind(addr: SocketAddr) -> std::io::Result<()> {
-    crate::server::listeners::bind(addr).map(drop)
+    crate::server::public::listeners::bind(addr).map(drop)
 }
 
 /// Every configured listener can be bound now (none is taken by another process).

@@ -2,7 +2,6 @@
 //! framework): size limits, the status and body of each outcome, and the access-log record.
 
 use super::access_log::AccessRecord;
-use super::http1::Refusal;
 use crate::config::HttpConfig;
 use crate::routing::{BadRequest, Decision, NotFound, Outcome};
 use crate::snapshot::Snapshot;
@@ -52,21 +51,6 @@ pub fn over_limits(size: HeadSize, limits: &HttpConfig) -> Option<TextAnswer> {
         body: body.1,
         extra: None,
     })
-}
-
-/// The answer to a head refused for its framing: 501 for a transfer coding the router does not
-/// implement, 400 otherwise.
-pub fn refusal_answer(refusal: Refusal) -> TextAnswer {
-    let body = if refusal.status == 501 {
-        BODY_NOT_IMPLEMENTED
-    } else {
-        BODY_INVALID
-    };
-    TextAnswer {
-        status: refusal.status,
-        body,
-        extra: None,
-    }
 }
 
 /// What the router answers itself, whichever path writes it.

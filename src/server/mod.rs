@@ -3,17 +3,14 @@
 
 pub mod access_log;
 pub mod answer;
-pub mod client_limit;
-pub mod edge_resolver;
-pub mod fast_path;
-pub mod http1;
-pub mod lazy_tcp;
-pub mod listeners;
 pub mod management;
 pub mod pipeline;
-pub mod reload;
-pub mod router_proxy;
-pub mod upgrade;
+pub mod proxy;
+pub mod public;
+pub mod signals;
+
+/// Earlier path of the public listener's HTTP/1 parser and writer (the fuzz targets use it).
+pub use public::http1;
 
 use crate::health_checker::HealthChecker;
 use crate::settings::SharedSettings;
@@ -55,7 +52,7 @@ pub struct Parts {
     pub source: RoutingSource,
     pub refresh: RefreshSender,
     pub state: Arc<RouterState>,
-    pub upgrade: upgrade::SelfUpgrade,
+    pub upgrade: signals::upgrade::SelfUpgrade,
 }
 
 /// Sets `flag` once this process has handed its listening sockets to a new one (SIGQUIT in a
@@ -96,16 +93,18 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     let config = settings.current();
     let config = &config.config;
 
-    let proxy = router_proxy::RouterProxy {
+    let proxy = proxy::router_proxy::RouterProxy {
         state: state.clone(),
         settings: settings.clone(),
-        resolver: edge_resolver::EdgeResolver::default(),
+        resolver: proxy::edge_resolver::EdgeResolver::default(),
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     let handing_over = Arc::new(AtomicBool::new(false));
     watch_hand_over(&server, Arc::clone(&handing_over));
-    let app = fast_path::RouterApp::new(proxy, state.clone(), settings.clone(), handing_over);
-    let router = listeners::RouterListeners::new("cti-kaltura router", config.listen.clone(), app);
+    let app =
+        public::fast_path::RouterApp::new(proxy, state.clone(), settings.clone(), handing_over);
+    let router =
+        public::listeners::RouterListeners::new("cti-kaltura router", config.listen.clone(), app);
 
     let management_app = management::Management {
         state: state.clone(),
@@ -130,7 +129,7 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     server.add_service(background_service("in-place upgrade", upgrade));
     server.add_service(background_service(
         "config reloader",
-        reload::ConfigReloader::new(config_path, settings, refresh),
+        signals::reload::ConfigReloader::new(config_path, settings, refresh),
     ));
     match source {
         RoutingSource::File(file) => {

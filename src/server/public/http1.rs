@@ -2,7 +2,7 @@
 //! facts routing needs, and redirect or text answers serialised into one buffer. Anything this
 //! does not handle is handed, bytes untouched, to the Pingora framework.
 
-use super::answer::{Answer, FieldValue, HeadSize};
+use crate::server::answer::{Answer, FieldValue, HeadSize};
 use pingora::protocols::http::date::get_cached_date;
 use std::io::Write;
 use std::mem::MaybeUninit;

@@ -2,10 +2,10 @@
 //! here when the framework reads it first) is answered, or (proxy mode) sent to the chosen edge
 //! with one retry on another edge of the region if the connection fails.
 
-use super::answer::{Answer, FieldValue, HeadSize, TextAnswer, BODY_BAD_GATEWAY};
 use super::edge_resolver::EdgeResolver;
-use super::pipeline::{self, Action, Handled, Incoming, ProxyTarget, Record};
 use crate::metrics::{OutcomeLabel, METRICS};
+use crate::server::answer::{Answer, FieldValue, HeadSize, TextAnswer, BODY_BAD_GATEWAY};
+use crate::server::pipeline::{self, Action, Handled, Incoming, ProxyTarget, Record};
 use crate::settings::SharedSettings;
 use crate::snapshot::Selector;
 use crate::state::RouterState;

@@ -3,19 +3,20 @@
 //! (proxy-mode routes, chunked bodies, unusual requests) goes, bytes untouched, to the Pingora
 //! proxy framework, whose per-request machinery costs more than all the rest of a redirect.
 
-use super::answer::{
-    refusal_answer, Answer, TextAnswer, BODY_HEADERS_TOO_LARGE, BODY_URI_TOO_LONG,
-};
 use super::client_limit::ClientLimiter;
 use super::http1::{
     chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
     HeadParse, Refusal,
 };
 use super::lazy_tcp::LazyTcp;
-use super::pipeline::{self, Action, Handled, Incoming, Record};
-use super::router_proxy::{with_decision, RouterProxy};
 use crate::config::HttpConfig;
 use crate::metrics::{CloseReason, METRICS};
+use crate::server::answer::{
+    Answer, TextAnswer, BODY_HEADERS_TOO_LARGE, BODY_INVALID, BODY_NOT_IMPLEMENTED,
+    BODY_URI_TOO_LONG,
+};
+use crate::server::pipeline::{self, Action, Handled, Incoming, Record};
+use crate::server::proxy::router_proxy::{with_decision, RouterProxy};
 use crate::settings::SharedSettings;
 use crate::snapshot::canonical_ip;
 use crate::state::RouterState;
@@ -189,6 +190,21 @@ async fn read_request<S: Connection>(
         pingora_timeout::timeout(left, read_more(stream, buf))
             .await
             .map_err(|_| ReadEnd::HeaderTimeout)??;
+    }
+}
+
+/// The answer to a head refused for its framing: 501 for a transfer coding the router does not
+/// implement, 400 otherwise.
+fn refusal_answer(refusal: Refusal) -> TextAnswer {
+    let body = if refusal.status == 501 {
+        BODY_NOT_IMPLEMENTED
+    } else {
+        BODY_INVALID
+    };
+    TextAnswer {
+        status: refusal.status,
+        body,
+        extra: None,
     }
 }
 

@@ -1,0 +1,5 @@
+//! Proxy mode: the Pingora `ProxyHttp` adapter (upstream peers, retries, passive health) and
+//! the resolver for edges without an address.
+
+pub mod edge_resolver;
+pub mod router_proxy;
