@@ -619,3 +619,7 @@ impl Drop for OpenConnection {
         METRICS.client_connections.dec();
     }
 }
+
+#[cfg(test)]
+#[path = "fast_path_tests.rs"]
+mod tests;
