@@ -5,9 +5,10 @@
 
 use crate::data;
 use crate::harness::{
-    bin, free_port, poll, run_bounded, v4, yaml_str, ConfigSpec, Router, Setup, BOUND, CONFIG_FILE,
+    bin, free_port, poll, run_bounded, v4, yaml_str, ConfigSpec, Router, Setup, CONFIG_FILE,
 };
-use crate::http::{self, Response};
+use crate::http::{self, read_request_head, RequestHead, Response};
+use crate::prometheus::{metric_sum, scrape};
 use crate::routes::{assert_error, assert_redirect, NOT_FOUND};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -55,17 +56,13 @@ enum Mode {
 /// One request as the fake saw it, and the status it answered.
 #[derive(Debug, Clone)]
 struct Seen {
-    request_line: String,
-    headers: Vec<(String, String)>,
+    request: RequestHead,
     status: u16,
 }
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.request.header_values(name).first().copied()
     }
 }
 
@@ -169,16 +166,9 @@ impl FakeAdmin {
     /// Starts listening on the port (again); retries briefly while it is still taken.
     fn come_up(&mut self) {
         assert!(self.run.is_none(), "the fake admin is already up");
-        let deadline = Instant::now() + BOUND;
-        let listener = loop {
-            match TcpListener::bind(("127.0.0.1", self.port)) {
-                Ok(listener) => break listener,
-                Err(e) if Instant::now() >= deadline => {
-                    panic!("fake admin: bind 127.0.0.1:{}: {e}", self.port)
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
+        let listener = poll(&format!("fake admin: bind 127.0.0.1:{}", self.port), || {
+            TcpListener::bind(("127.0.0.1", self.port)).map_err(|e| e.to_string())
+        });
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
@@ -214,6 +204,7 @@ fn accept_loop(listener: TcpListener, state: Arc<Mutex<AdminState>>, stop: Arc<A
                 let stop = stop.clone();
                 std::thread::spawn(move || handle(stream, &state, &stop));
             }
+            // Non-blocking: nothing to accept yet; look again soon (and at `stop`).
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
@@ -224,24 +215,9 @@ fn accept_loop(listener: TcpListener, state: Arc<Mutex<AdminState>>, stop: Arc<A
 fn hang(how_long: Duration, stop: &AtomicBool) {
     let until = Instant::now() + how_long;
     while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        // The hang is what is tested (the router's fetch timeout); slices only to see `stop`.
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The request head (up to the blank line), or `None` when the client went away.
-fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn head(status: u16, reason: &str, etag: &str, length: Option<usize>) -> Vec<u8> {
@@ -259,25 +235,16 @@ fn handle(mut stream: TcpStream, state: &Mutex<AdminState>, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let Some(text) = read_head(&mut stream) else {
+    let Some(request) = read_request_head(&mut stream) else {
         return;
     };
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
     let (mode, body, etag) = {
         let state = state.lock().unwrap_or_else(|e| e.into_inner());
         (state.mode.clone(), state.body.clone(), state.etag.clone())
     };
-    let if_none_match = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
-        .map(|(_, v)| v.clone());
+    let if_none_match = request.header_values("if-none-match").first().copied();
     let status = match &mode {
-        Mode::Serve if if_none_match.as_deref() == Some(etag.as_str()) => 304,
+        Mode::Serve if if_none_match == Some(etag.as_str()) => 304,
         Mode::Status(status, _) => *status,
         _ => 200,
     };
@@ -285,11 +252,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<AdminState>, stop: &AtomicBool) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .seen
-        .push(Seen {
-            request_line,
-            headers,
-            status,
-        });
+        .push(Seen { request, status });
     const BAIT_ETAG: &str = "\"failure\"";
     // Write errors are expected (the router may give up first) and ignored.
     let _ = (|| -> std::io::Result<()> {
@@ -417,16 +380,6 @@ fn post_refresh(router: &Router, query: &str, headers: &[(&str, &str)]) -> Respo
         .unwrap_or_else(|e| panic!("POST {target}: {e}; router stderr:\n{}", router.stderr()))
 }
 
-fn json_of(response: &Response) -> Value {
-    assert_eq!(
-        response.header("content-type"),
-        Some("application/json"),
-        "{response:?}"
-    );
-    serde_json::from_slice(&response.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {response:?}"))
-}
-
 /// `POST /admin/refresh{query}` without a token; asserts the status, returns the JSON answer.
 fn refresh(router: &Router, query: &str, status: u16) -> Value {
     let response = post_refresh(router, query, &[]);
@@ -437,23 +390,20 @@ fn refresh(router: &Router, query: &str, status: u16) -> Value {
         response.text(),
         router.stderr()
     );
-    json_of(&response)
+    response.json()
 }
 
 fn debug_snapshot(router: &Router) -> Value {
-    json_of(&router.management("/debug/snapshot"))
+    router.management("/debug/snapshot").json()
 }
 
 /// `cti_kaltura_snapshot_fetch_total{result="…"}` (0 while absent).
 fn fetches(router: &Router, result: &str) -> u64 {
-    let prefix = format!("cti_kaltura_snapshot_fetch_total{{result=\"{result}\"}} ");
-    router
-        .management("/metrics")
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    metric_sum(
+        &scrape(router),
+        "cti_kaltura_snapshot_fetch_total",
+        &[("result", result)],
+    ) as u64
 }
 
 fn assert_routes_to(router: &Router, live_path: &str) {
@@ -492,8 +442,9 @@ fn a_change_in_the_admin_is_routed_within_one_poll_interval() {
 
     // Polls of an unchanged admin are conditional and answered 304 (no rebuild).
     let first = admin.seen()[0].clone();
-    assert!(
-        first.request_line.starts_with("GET /snapshot "),
+    assert_eq!(
+        (first.request.method.as_str(), first.request.target.as_str()),
+        ("GET", "/snapshot"),
         "{first:?}"
     );
     let etag1 = admin.lock().etag.clone();
@@ -625,7 +576,7 @@ fn bearer_tokens_to_the_admin_and_on_the_refresh_endpoint() {
 
     let response = post_refresh(&router, "", &[("Authorization", "Bearer s3cret")]);
     assert_eq!(response.status, 200, "{response:?}");
-    let answer = json_of(&response);
+    let answer = response.json();
     assert_eq!(answer["outcome"], "accepted", "{answer}");
     assert_eq!(answer["version"], "v2", "{answer}");
     assert_routes_to(&router, "/live/two.m3u8");

@@ -2,15 +2,14 @@
 
 use crate::data;
 use crate::harness::{
-    bin, free_port, run_bounded, v4, v6, write_in_place, write_json_renamed, yaml_str, ChildGuard,
-    ConfigSpec, BOUND,
+    bin, free_port, run_bounded, try_poll, v4, v6, write_in_place, write_json_renamed, yaml_str,
+    ChildGuard, ConfigSpec,
 };
 use crate::http;
 use crate::routes::assert_redirect;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 /// A temp dir with a good routing file and a config built from `spec` (`file` pointing at
 /// the routing file); returns the dir and the config path.
@@ -186,10 +185,9 @@ fn demo_config_copy_starts_and_routes_ipv4_and_ipv6() {
         let stderr = || fs::read_to_string(&stderr_path).unwrap_or_default();
 
         // Ready: /readyz 200 and both public listeners answer.
-        let deadline = Instant::now() + BOUND;
-        let ready = loop {
+        let ready = try_poll("demo router ready", || {
             if stderr().contains("is in use") {
-                break false;
+                return Ok(false);
             }
             if let Some(status) = guard.0.try_wait().expect("try_wait") {
                 panic!("demo router exited with {status}:\n{}", stderr());
@@ -200,15 +198,12 @@ fn demo_config_copy_starts_and_routes_ipv4_and_ipv6() {
                 .iter()
                 .all(|a| http::try_request(*a, "GET", "/static", &[]).is_ok());
             if healthy && listening {
-                break true;
+                Ok(true)
+            } else {
+                Err(format!("ready {healthy}, listening {listening}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "demo router not ready within {BOUND:?}:\n{}",
-                stderr()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        })
+        .unwrap_or_else(|e| panic!("{e}:\n{}", stderr()));
         if !ready {
             failures.push(format!("attempt {attempt}: port taken\n{}", stderr()));
             continue;

@@ -6,13 +6,14 @@
 //! makes itself is checked in `cti_kaltura_client_connections_closed_total{reason}` by delta.
 
 use crate::data;
-use crate::fake_edge::{self, edge, metric_sum, FakeEdge, RegionSpec};
-use crate::harness::{poll, Router, Setup, CONFIG_FILE};
-use crate::http::{connect, raw_request, Response};
+use crate::fake_edge::{self, edge, FakeEdge, RegionSpec};
+use crate::harness::{poll, try_poll_for, Router, Setup, CONFIG_FILE};
+use crate::http::{raw_request, shown, Conn, Response};
+use crate::prometheus::{metric_sum, scrape, wait_metric_sum, REQUESTS};
 use crate::routes::{assert_error, assert_redirect, NOT_FOUND};
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 /// Per socket read and write: a stuck router fails the test instead of hanging it.
@@ -25,11 +26,9 @@ const EARLY: Duration = Duration::from_millis(100);
 const REDIRECT: &str = "/vod/a.mp4";
 const REDIRECT_LOCATION: &str = "http://edge-a.test/vod/a.mp4";
 
-/// One raw client connection; bytes read past a response stay buffered.
+/// A client connection that knows when it was opened and times the router's close.
 struct Wire {
-    stream: TcpStream,
-    addr: SocketAddr,
-    buf: Vec<u8>,
+    conn: Conn,
     opened: Instant,
 }
 
@@ -45,138 +44,29 @@ struct Closed {
 impl Wire {
     fn open(addr: SocketAddr) -> Wire {
         Wire {
-            stream: connect(addr, IO_TIMEOUT),
-            addr,
-            buf: Vec::new(),
+            conn: Conn::open_with_timeout(addr, IO_TIMEOUT),
             opened: Instant::now(),
         }
     }
 
-    fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.try_send(bytes)
-            .unwrap_or_else(|e| panic!("write to {}: {e}", self.addr));
-    }
-
-    /// Reads one response (Content-Length bodies only; `head_request`: no body).
+    /// Reads one response (`head_request`: no body).
     fn response(&mut self, head_request: bool) -> Response {
-        let deadline = Instant::now() + IO_TIMEOUT;
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            self.fill(deadline, "a response head");
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .strip_prefix("HTTP/1.")
-            .and_then(|rest| rest.get(2..5))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .map(|line| {
-                let (name, value) = line
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad header line {line:?}"));
-                (name.trim().to_string(), value.trim().to_string())
-            })
-            .collect();
-        let mut response = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let len = if head_request {
-            0
-        } else {
-            let value = response.header("content-length").unwrap_or_else(|| {
-                panic!("no Content-Length in {response:?}");
-            });
-            value
-                .parse::<usize>()
-                .unwrap_or_else(|_| panic!("bad Content-Length {value:?}"))
-        };
-        let body_start = head_end + 4;
-        while self.buf.len() < body_start + len {
-            self.fill(deadline, "a response body");
-        }
-        response.body = self.buf[body_start..body_start + len].to_vec();
-        self.buf.drain(..body_start + len);
-        response
-    }
-
-    /// Sends `GET target` and reads its answer.
-    fn get(&mut self, target: &str) -> Response {
-        self.send(&raw_request("GET", target, &[]));
-        self.response(false)
-    }
-
-    fn fill(&mut self, deadline: Instant, what: &str) {
-        assert!(
-            Instant::now() < deadline,
-            "no {what} from {} within {IO_TIMEOUT:?}; buffered {:?}",
-            self.addr,
-            String::from_utf8_lossy(&self.buf)
-        );
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => panic!(
-                "{} closed before {what}; buffered {:?}",
-                self.addr,
-                String::from_utf8_lossy(&self.buf)
-            ),
-            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            Err(e) => panic!(
-                "read from {} waiting for {what}: {e}; buffered {:?}",
-                self.addr,
-                String::from_utf8_lossy(&self.buf)
-            ),
-        }
+        self.conn.read_response(head_request)
     }
 
     /// Waits at most `within` for the router to close the connection (EOF or reset).
     fn closed_within(&mut self, within: Duration) -> Result<Closed, String> {
         let started = Instant::now();
-        let deadline = started + within;
-        let mut bytes = std::mem::take(&mut self.buf);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let message = format!(
-                    "{} still open after {within:?}; received {:?}",
-                    self.addr,
-                    String::from_utf8_lossy(&bytes)
-                );
-                self.buf = bytes;
-                self.stream
-                    .set_read_timeout(Some(IO_TIMEOUT))
-                    .expect("timeout");
-                return Err(message);
-            }
-            self.stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .expect("timeout");
-            match self.stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(e) if is_reset(&e) => break,
-                Err(e) if is_timeout(&e) => {}
-                Err(e) => return Err(format!("read from {}: {e}", self.addr)),
-            }
+        match self.conn.until_closed(within)? {
+            Some(_) => Ok(Closed {
+                after: started.elapsed(),
+                bytes: self.conn.take_buffered(),
+            }),
+            None => Err(format!(
+                "still open after {within:?}; received {:?}",
+                shown(self.conn.buffered())
+            )),
         }
-        self.stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("timeout");
-        Ok(Closed {
-            after: started.elapsed(),
-            bytes,
-        })
     }
 
     /// [`Wire::closed_within`], asserting the router sent nothing before closing.
@@ -191,25 +81,18 @@ impl Wire {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+impl Deref for Wire {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
 }
 
-fn is_reset(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
-    )
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-fn metrics(router: &Router) -> String {
-    let answer = router.management("/metrics");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    answer.text()
+impl DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
 }
 
 /// The `reason` labels of `cti_kaltura_client_connections_closed_total`, in the order of
@@ -232,7 +115,7 @@ fn closed(text: &str, reason: &str) -> f64 {
 
 /// Every close reason's counter, in a fixed order, for before/after deltas.
 fn close_counts(router: &Router) -> [f64; 4] {
-    let text = metrics(router);
+    let text = scrape(router);
     REASONS.map(|reason| closed(&text, reason))
 }
 
@@ -245,28 +128,30 @@ fn close_deltas(router: &Router, before: [f64; 4]) -> Vec<(&'static str, f64)> {
         .collect()
 }
 
-/// Asserts each reason's counter grew by exactly the given amount since `before` (polling a
-/// little: a counter is bumped just before the socket closes, the metrics come from
+/// Asserts each reason's counter grew by exactly the given amount since `before` (polling
+/// for up to 2 s: a counter is bumped just before the socket closes, the metrics come from
 /// elsewhere).
 fn assert_close_deltas(router: &Router, before: [f64; 4], want: [f64; 4]) {
     let wanted: Vec<(&str, f64)> = REASONS.into_iter().zip(want).collect();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let got = close_deltas(router, before);
-        if got == wanted {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "close reasons counted {got:?}, expected {wanted:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let counted = try_poll_for(
+        "close reasons counted",
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || {
+            let got = close_deltas(router, before);
+            if got == wanted {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    );
+    counted.unwrap_or_else(|e| panic!("{e}; expected {wanted:?}"));
 }
 
 /// `cti_kaltura_client_connections`: client connections open.
 fn open_connections(router: &Router) -> f64 {
-    metric_sum(&metrics(router), "cti_kaltura_client_connections", &[])
+    metric_sum(&scrape(router), "cti_kaltura_client_connections", &[])
 }
 
 fn wait_open_connections(router: &Router, wanted: f64) {
@@ -387,15 +272,17 @@ fn a_later_requests_header_deadline_runs_from_its_first_byte() {
     let before = close_counts(&router);
     let mut wire = Wire::open(router.v4());
     assert_redirect(&wire.get(REDIRECT), REDIRECT_LOCATION);
-    // Longer than the header timeout, shorter than the keep-alive timeout (60 s): the next
-    // request is not late.
+    // An idle gap (part of the test) longer than the header timeout, shorter than the
+    // keep-alive timeout (60 s): the next request is not late.
     std::thread::sleep(Duration::from_millis(1500));
     assert_redirect(&wire.get(REDIRECT), REDIRECT_LOCATION);
+    // Idle again before the next head: its deadline must not run from the last answer.
     std::thread::sleep(Duration::from_millis(300));
     // A head that starts and never ends: cut one header timeout after its first byte.
     let head = raw_request("GET", REDIRECT, &[]);
     let started = Instant::now();
     wire.send(&head[..1]);
+    // A slow client: the rest of the head comes later.
     std::thread::sleep(Duration::from_millis(300));
     wire.send(&head[1..head.len() - 2]);
     wire.assert_closed_silently(Duration::from_secs(4));
@@ -415,6 +302,8 @@ fn keepalive_connections_stay_open_while_used_and_close_when_idle() {
     let mut wire = Wire::open(router.v4());
     for i in 0..3 {
         if i > 0 {
+            // Idle (part of the test) for less than the 1 s keep-alive timeout each time, longer
+            // than it in all.
             std::thread::sleep(Duration::from_millis(600));
         }
         let response = wire.get(REDIRECT);
@@ -490,11 +379,7 @@ fn trusted_proxies_are_exempt_from_the_connection_limit() {
 
 /// No bytes beyond the answers read so far, and the connection serves another request.
 fn assert_nothing_more_and_reusable(wire: &mut Wire) {
-    assert!(
-        wire.buf.is_empty(),
-        "{:?}",
-        String::from_utf8_lossy(&wire.buf)
-    );
+    assert!(wire.buffered().is_empty(), "{:?}", shown(wire.buffered()));
     assert_redirect(&wire.get(REDIRECT), REDIRECT_LOCATION);
 }
 
@@ -739,19 +624,13 @@ fn proxied_and_redirected_requests_share_one_keepalive_connection() {
     );
 }
 
-/// `cti_kaltura_requests_total{kind="invalid",outcome="bad_request"}`.
-fn invalid_requests(router: &Router) -> f64 {
-    metric_sum(
-        &metrics(router),
-        "cti_kaltura_requests_total",
-        &[("kind", "invalid"), ("outcome", "bad_request")],
-    )
-}
+/// The labels of `cti_kaltura_requests_total` that count heads refused with a 400.
+const BAD_REQUEST: [(&str, &str); 2] = [("kind", "invalid"), ("outcome", "bad_request")];
 
 #[test]
 fn heads_that_are_not_http_get_400_are_counted_and_the_connection_closes() {
     let router = Setup::with(data::standard()).start();
-    let before = invalid_requests(&router);
+    let before = metric_sum(&scrape(&router), REQUESTS, &BAD_REQUEST);
     let garbage: [&[u8]; 3] = [
         b"GET / HTTP/1.1\r\nbad header line\r\n\r\n",
         b"GET\x01/ HTTP/1.1\r\n\r\n",
@@ -766,6 +645,12 @@ fn heads_that_are_not_http_get_400_are_counted_and_the_connection_closes() {
         assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
         wire.assert_closed_silently(Duration::from_secs(2));
     }
-    assert_eq!(invalid_requests(&router) - before, 3.0);
+    // Counted after the answer went out.
+    let text = wait_metric_sum(&router, REQUESTS, &BAD_REQUEST, before + 3.0);
+    assert_eq!(
+        metric_sum(&text, REQUESTS, &BAD_REQUEST) - before,
+        3.0,
+        "{text}"
+    );
     assert_redirect(&router.get(REDIRECT), REDIRECT_LOCATION);
 }

@@ -24,6 +24,10 @@ pub const CLIENT_NOWHERE: &str = "203.0.113.9";
 
 /// Live path of `epg_1` (HLS, no encryption) in [`standard`].
 pub const LIVE_PATH: &str = "/live/one.m3u8";
+/// A live request for `epg_1` in HLS, without encryption.
+pub const LIVE: &str = "/btv/live/hls/epg_1";
+/// Where [`LIVE`] from 127.0.0.1 is sent with [`standard`].
+pub const LIVE_LOCATION: &str = "http://edge-a.test/live/one.m3u8";
 pub const VERSION: &str = "v1";
 
 /// Entity counts of every snapshot built here (for `/snapshot`).

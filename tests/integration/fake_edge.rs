@@ -1,7 +1,7 @@
 //! In-process fake edges for the health and proxy-mode suites: small HTTP/1.1 servers on a
 //! loopback address (`127.0.0.N`, port chosen by the OS), one accept thread each plus one
 //! thread per connection, whose behaviour the test switches while the router runs. Also the
-//! routing snapshots and the `/metrics` reading both suites share.
+//! routing snapshots both suites share.
 //!
 //! - `GET /healthcheck` answers as [`Health`] says: `200 OK` (body `OK`), `503`, `200` with
 //!   body `NOT OK`, slowly, alternately good and bad, or not at all (listener dropped:
@@ -13,9 +13,10 @@
 //! the router's health client nor its proxy pool ever reuses one. Dropping a fake stops its
 //! threads (open connections are shut down, so none lingers).
 
+use crate::http::{read_request_head, RequestHead};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,8 +29,6 @@ pub const HEALTH_PATH: &str = "/healthcheck";
 const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// Per read and write on a fake's connections.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request head read.
-const MAX_HEAD: usize = 64 * 1024;
 /// Bytes per body write.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -52,33 +51,7 @@ pub enum Health {
 }
 
 /// One content request as the fake edge received it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    /// Path and query, as on the request line.
-    pub target: String,
-    pub version: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    /// Every value of header `name`, case-insensitively, in order.
-    pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The only value of header `name`; panics when it is missing or repeated.
-    pub fn header(&self, name: &str) -> &str {
-        match self.header_values(name).as_slice() {
-            [one] => one,
-            other => panic!("expected one {name} header, found {other:?} in {self:?}"),
-        }
-    }
-}
+pub type Seen = RequestHead;
 
 /// Byte `i` of every body a fake edge serves: splitmix64 of the 8-byte word index, so a
 /// lost, repeated or reordered stretch of a body never compares equal.
@@ -311,42 +284,10 @@ fn accept_loop(
                     .expect("spawn fake edge connection thread");
                 guard.handlers.push(handler);
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            // Nothing to accept yet (non-blocking), or a passing error: look again soon.
             Err(_) => std::thread::sleep(ACCEPT_POLL),
         }
     }
-}
-
-/// Reads one request head; `None` when the connection ends or the head is malformed.
-fn read_head(stream: &mut TcpStream) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next()?.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Some(Seen {
-        method: method.to_string(),
-        target: target.to_string(),
-        version: version.to_string(),
-        headers,
-    })
 }
 
 fn respond(stream: &mut TcpStream, status: &str, body: &[u8]) {
@@ -364,7 +305,7 @@ fn serve(mut stream: TcpStream, name: &str, shared: &Mutex<Shared>, stop: &Atomi
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_nodelay(true);
-    let Some(request) = read_head(&mut stream) else {
+    let Some(request) = read_request_head(&mut stream) else {
         return;
     };
     let path = request.target.split('?').next().unwrap_or_default();
@@ -395,6 +336,8 @@ fn serve(mut stream: TcpStream, name: &str, shared: &Mutex<Shared>, stop: &Atomi
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
+                    // The delay is what is tested (the router's check timeout); slices only
+                    // to see `stop`.
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 respond(&mut stream, "200 OK", b"OK");
@@ -518,45 +461,4 @@ pub fn snapshot(version: &str, regions: &[RegionSpec<'_>], servers: &[Value]) ->
              "protocol": "HLS", "encryption": "NONE", "path": "rec/one.m3u8"}
         ]
     })
-}
-
-/// The labels and value of every sample of metric `name` in a Prometheus text exposition.
-pub fn samples(metrics: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let value: f64 = value.trim().parse().ok()?;
-            let (metric, labels) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, parse_labels(rest.strip_suffix('}')?)),
-                None => (series, Vec::new()),
-            };
-            (metric == name).then_some((labels, value))
-        })
-        .collect()
-}
-
-/// `a="x",b="y"` (values without escapes or commas, as every label here).
-fn parse_labels(text: &str) -> Vec<(String, String)> {
-    text.split("\",")
-        .filter(|p| !p.is_empty())
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            Some((key.trim().to_string(), value.trim_matches('"').to_string()))
-        })
-        .collect()
-}
-
-/// The sum of the samples of `name` carrying every label of `labels` (0 when none does).
-pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples(metrics, name)
-        .iter()
-        .filter(|(have, _)| {
-            labels
-                .iter()
-                .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
-        })
-        .map(|(_, value)| value)
-        .sum()
 }

@@ -6,13 +6,13 @@
 //! mode with an edge whose name does not resolve (502, the router keeps serving).
 
 use crate::data;
-use crate::fake_edge::{self, edge, metric_sum, FakeEdge, RegionSpec};
-use crate::harness::{Router, Setup};
-use crate::http::{connect, response_head, Response};
+use crate::fake_edge::{self, edge, FakeEdge, RegionSpec};
+use crate::harness::{try_poll_for, Router, Setup};
+use crate::http::{find, shown, take_response, Conn, End, Response};
+use crate::prometheus::{metric_sum, scrape, REQUESTS};
 use crate::routes::{assert_error, assert_redirect, INVALID};
 use serde_json::{json, Value};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Per socket read and write: a stuck router fails the test instead of hanging it.
@@ -37,143 +37,9 @@ const MARK: &[u8] = b"hidden-smuggled";
 const NOT_IMPLEMENTED: &str = "Transfer coding not implemented";
 const METHOD_NOT_ALLOWED: &str = "Method not allowed";
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn shown(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).escape_debug().to_string()
-}
-
-fn is_reset(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
-    )
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-/// How reading ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// `read` returned 0: a FIN.
-    Eof,
-    /// `ECONNRESET` (or the like).
-    Reset,
-    /// Nothing more within the time allowed, still open.
-    Open,
-}
-
 /// A raw client connection that keeps every byte it received (to look for [`MARK`]).
-struct Wire {
-    stream: TcpStream,
-    addr: SocketAddr,
-    /// Received, not yet taken as a response.
-    buf: Vec<u8>,
-    /// Everything received.
-    received: Vec<u8>,
-    end: Option<End>,
-}
-
-impl Wire {
-    fn open(addr: SocketAddr) -> Wire {
-        Wire {
-            stream: connect(addr, IO_TIMEOUT),
-            addr,
-            buf: Vec::new(),
-            received: Vec::new(),
-            end: None,
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| format!("write to {}: {e}", self.addr))
-    }
-
-    /// One read, waiting at most `wait`; records how the stream ended.
-    fn read_some(&mut self, wait: Duration) -> Result<(), String> {
-        if self.end.is_some() {
-            return Ok(());
-        }
-        self.stream
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
-            .expect("timeout");
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => self.end = Some(End::Eof),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                self.received.extend_from_slice(&chunk[..n]);
-            }
-            Err(e) if is_reset(&e) => self.end = Some(End::Reset),
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => return Err(format!("read from {}: {e}", self.addr)),
-        }
-        Ok(())
-    }
-
-    /// Reads one response with a Content-Length body (none when `status` says so).
-    fn response(&mut self) -> Result<Response, String> {
-        let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            if let Some(response) = take_response(&mut self.buf)? {
-                return Ok(response);
-            }
-            if let Some(end) = self.end {
-                return Err(format!(
-                    "{end:?} before a whole response; buffered {:?}",
-                    shown(&self.buf)
-                ));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!(
-                    "no whole response within {IO_TIMEOUT:?}; buffered {:?}",
-                    shown(&self.buf)
-                ));
-            }
-            self.read_some(left)?;
-        }
-    }
-
-    /// Reads until the router closes, for at most `within`; the bytes left over.
-    fn until_closed(&mut self, within: Duration) -> Result<End, String> {
-        let deadline = Instant::now() + within;
-        while self.end.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(End::Open);
-            }
-            self.read_some(left)?;
-        }
-        Ok(self.end.expect("ended"))
-    }
-}
-
-/// The first response in `buf`, removed from it; `None` while incomplete.
-fn take_response(buf: &mut Vec<u8>) -> Result<Option<Response>, String> {
-    let Some((mut response, body_start)) = response_head(buf)? else {
-        return Ok(None);
-    };
-    let status = response.status;
-    let len = match response.header("content-length") {
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| format!("bad Content-Length {v:?}"))?,
-        None if status == 204 || status == 304 || status < 200 => 0,
-        None => return Err(format!("no Content-Length in {response:?}")),
-    };
-    if buf.len() < body_start + len {
-        return Ok(None);
-    }
-    response.body = buf[body_start..body_start + len].to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some(response))
+fn open(addr: SocketAddr) -> Conn {
+    Conn::open_with_timeout(addr, IO_TIMEOUT).keep_received()
 }
 
 /// What the first answer must be.
@@ -621,7 +487,7 @@ fn cases() -> Vec<Case> {
 /// Runs one case on a fresh connection; `Err` says what went wrong. `Ok(true)`: the router
 /// refused the request (a 400 or 501, counted as a refusal).
 fn run_case(router: &Router, case: &Case) -> Result<bool, String> {
-    let mut wire = Wire::open(router.v4());
+    let mut wire = open(router.v4());
     let outcome = check_case(&mut wire, case);
     // Whatever else happened: nothing hidden was ever answered.
     let _ = wire.until_closed(Duration::from_millis(
@@ -631,7 +497,7 @@ fn run_case(router: &Router, case: &Case) -> Result<bool, String> {
             0
         },
     ));
-    let hidden = find(&wire.received, MARK).is_some();
+    let hidden = find(wire.received(), MARK).is_some();
     match (outcome, hidden) {
         (Ok(refused), false) => Ok(refused),
         (outcome, hidden) => Err(format!(
@@ -645,17 +511,17 @@ fn run_case(router: &Router, case: &Case) -> Result<bool, String> {
             } else {
                 ""
             },
-            shown(&wire.received)
+            shown(wire.received())
         )),
     }
 }
 
-fn check_case(wire: &mut Wire, case: &Case) -> Result<bool, String> {
-    wire.send(&case.bytes)?;
+fn check_case(wire: &mut Conn, case: &Case) -> Result<bool, String> {
+    wire.try_send(&case.bytes)?;
     let mut refused = case.refusal();
     let mut answers = 0;
     if case.first != First::Any {
-        let first = wire.response()?;
+        let first = wire.try_read_response(false)?;
         answers += 1;
         let expected: (u16, &str) = match case.first {
             First::Redirect(location) => (302, location),
@@ -680,7 +546,7 @@ fn check_case(wire: &mut Wire, case: &Case) -> Result<bool, String> {
     }
     for location in &case.then {
         let next = wire
-            .response()
+            .try_read_response(false)
             .map_err(|e| format!("pipelined answer {answers}: {e}"))?;
         answers += 1;
         if next.status != 302 || next.header("location") != Some(location) {
@@ -693,10 +559,10 @@ fn check_case(wire: &mut Wire, case: &Case) -> Result<bool, String> {
     match case.after {
         After::Closes => {
             let end = wire.until_closed(CLOSE_WITHIN)?;
-            let mut rest = std::mem::take(&mut wire.buf);
+            let mut rest = wire.take_buffered();
             if case.first == First::Any {
                 // At most one answer (to the routable GET, or a refusal), and nothing after.
-                if let Some(answer) = take_response(&mut rest)? {
+                if let Some(answer) = take_response(&mut rest, false)? {
                     match answer.status {
                         302 => {}
                         400 if answer.text() == INVALID
@@ -715,46 +581,50 @@ fn check_case(wire: &mut Wire, case: &Case) -> Result<bool, String> {
                 ));
             }
             match end {
-                End::Eof => Ok(refused),
-                End::Reset => Err("reset (ECONNRESET) instead of a FIN".to_string()),
-                End::Open => Err(format!("still open after {CLOSE_WITHIN:?}")),
+                Some(End::Eof) => Ok(refused),
+                Some(End::Reset) => Err("reset (ECONNRESET) instead of a FIN".to_string()),
+                None => Err(format!("still open after {CLOSE_WITHIN:?}")),
             }
         }
         After::StaysOpen => {
-            if !wire.buf.is_empty() {
-                return Err(format!("more after the answers: {:?}", shown(&wire.buf)));
+            if !wire.buffered().is_empty() {
+                return Err(format!(
+                    "more after the answers: {:?}",
+                    shown(wire.buffered())
+                ));
             }
-            wire.send(format!("GET {FOLLOW_UP} HTTP/1.1\r\nHost: router.test\r\n\r\n").as_bytes())
+            wire.try_send(
+                format!("GET {FOLLOW_UP} HTTP/1.1\r\nHost: router.test\r\n\r\n").as_bytes(),
+            )
+            .map_err(|e| format!("follow-up: {e}"))?;
+            let next = wire
+                .try_read_response(false)
                 .map_err(|e| format!("follow-up: {e}"))?;
-            let next = wire.response().map_err(|e| format!("follow-up: {e}"))?;
             if next.status != 302 || next.header("location") != Some(FOLLOW_UP_LOCATION) {
                 return Err(format!(
                     "follow-up answered {}, expected 302 {FOLLOW_UP_LOCATION}",
                     next.summary()
                 ));
             }
-            if !wire.buf.is_empty() {
-                return Err(format!("more after the follow-up: {:?}", shown(&wire.buf)));
+            if !wire.buffered().is_empty() {
+                return Err(format!(
+                    "more after the follow-up: {:?}",
+                    shown(wire.buffered())
+                ));
             }
             Ok(refused)
         }
     }
 }
 
-fn metrics(router: &Router) -> String {
-    let answer = router.management("/metrics");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    answer.text()
-}
-
 /// `cti_kaltura_requests_total{kind="invalid",outcome="bad_request"}` and
 /// `cti_kaltura_client_connections_closed_total{reason="bad_request"}`.
 fn refusal_counts(router: &Router) -> (f64, f64) {
-    let text = metrics(router);
+    let text = scrape(router);
     (
         metric_sum(
             &text,
-            "cti_kaltura_requests_total",
+            REQUESTS,
             &[("kind", "invalid"), ("outcome", "bad_request")],
         ),
         metric_sum(
@@ -792,21 +662,26 @@ fn request_framing_table() {
         }
     }
     // The counters are bumped as the connection ends; the metrics come from elsewhere.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let deltas = loop {
-        let now = refusal_counts(&router);
-        let deltas = (now.0 - before.0, now.1 - before.1);
-        if deltas == (refused, refused) || Instant::now() >= deadline {
-            break deltas;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if deltas != (refused, refused) {
-        failures.push(format!(
-            "metrics: requests_total{{kind=\"invalid\",outcome=\"bad_request\"}} grew by {}, \
-             client_connections_closed_total{{reason=\"bad_request\"}} by {}; {refused} refusals",
-            deltas.0, deltas.1
-        ));
+    let counted = try_poll_for(
+        "the refusals counted",
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || {
+            let now = refusal_counts(&router);
+            let deltas = (now.0 - before.0, now.1 - before.1);
+            if deltas == (refused, refused) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "requests_total{{kind=\"invalid\",outcome=\"bad_request\"}} grew by {}, \
+                     client_connections_closed_total{{reason=\"bad_request\"}} by {}",
+                    deltas.0, deltas.1
+                ))
+            }
+        },
+    );
+    if let Err(e) = counted {
+        failures.push(format!("metrics: {e}; {refused} refusals"));
     }
     // Still serving.
     assert_redirect(&router.get(LIVE), LIVE_LOCATION);
@@ -825,50 +700,34 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Sends `head` and `body_len` bytes of `fill` in one go on a writer thread, and only then
-/// reads: everything up to the router's close, and how it closed.
+/// Sends `head` and `body_len` bytes of `fill` in one go, and only then reads: everything up
+/// to the router's close, and how it closed.
 fn send_all_then_read(addr: SocketAddr, head: &[u8], body_len: usize, fill: u8) -> (Vec<u8>, End) {
-    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut writer = stream.try_clone().expect("clone the stream");
+    const WITHIN: Duration = Duration::from_secs(10);
+    let mut conn = Conn::open_with_timeout(addr, WITHIN);
     let mut bytes = head.to_vec();
     bytes.resize(head.len() + body_len, fill);
-    let written = std::thread::spawn(move || writer.write_all(&bytes));
     // The write timeout bounds the wait.
-    let written = written.join().expect("writer thread");
+    let written = conn.try_send(&bytes);
     assert!(
         written.is_ok(),
         "the router stopped reading while the client was still sending: {written:?}"
     );
-    let mut reader = stream;
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let end = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no close within 10 s; got {:?}",
-            shown(&got)
-        );
-        match reader.read(&mut chunk) {
-            Ok(0) => break End::Eof,
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e) if is_reset(&e) => break End::Reset,
-            Err(e) => panic!("read: {e}; got {:?}", shown(&got)),
-        }
-    };
-    (got, end)
+    let end = conn
+        .until_closed(WITHIN)
+        .unwrap_or_else(|e| panic!("{e}; got {:?}", shown(conn.buffered())))
+        .unwrap_or_else(|| {
+            panic!(
+                "no close within {WITHIN:?}; got {:?}",
+                shown(conn.buffered())
+            )
+        });
+    (conn.take_buffered(), end)
 }
 
 /// The one whole answer in `got`, and nothing after it.
 fn only_answer(mut got: Vec<u8>) -> Response {
-    let answer = take_response(&mut got)
+    let answer = take_response(&mut got, false)
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no whole answer in {:?}", shown(&got)));
     assert!(got.is_empty(), "more after the answer: {:?}", shown(&got));
@@ -982,7 +841,7 @@ fn an_unresolvable_edge_next_to_a_good_one_is_retried_on_the_good_one() {
         assert_eq!(response.body, fake_edge::pattern(0, 1000));
     }
     assert_eq!(good.requests().len(), 5, "{}", good.describe());
-    let text = metrics(&router);
+    let text = scrape(&router);
     let retries = metric_sum(&text, "cti_kaltura_upstream_retries_total", &[]);
     assert!(retries >= 1.0, "no retry counted:\n{text}");
     router.assert_alive();

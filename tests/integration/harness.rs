@@ -183,15 +183,26 @@ pub fn write_in_place(path: &Path, bytes: &[u8]) {
 
 /// Calls `probe` every 50 ms until it returns `Ok`, for at most [`BOUND`]; the error names
 /// `what` and the last `Err` seen.
-pub fn try_poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    let deadline = Instant::now() + BOUND;
+pub fn try_poll<T>(what: &str, probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    try_poll_for(what, BOUND, POLL_EVERY, probe)
+}
+
+/// Calls `probe` every `every` until it returns `Ok`, for at most `bound`; the error names
+/// `what` and the last `Err` seen.
+pub fn try_poll_for<T>(
+    what: &str,
+    bound: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + bound;
     loop {
         match probe() {
             Ok(value) => return Ok(value),
             Err(last) if Instant::now() >= deadline => {
-                return Err(format!("{what}: not within {BOUND:?}; last seen: {last}"))
+                return Err(format!("{what}: not within {bound:?}; last seen: {last}"))
             }
-            Err(_) => std::thread::sleep(POLL_EVERY),
+            Err(_) => std::thread::sleep(every),
         }
     }
 }
@@ -225,19 +236,19 @@ pub fn run_bounded(cmd: &mut Command, dir: &Path) -> (ExitStatus, String, String
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
     );
-    let deadline = Instant::now() + BOUND;
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{cmd:?} still running after {BOUND:?}; stderr:\n{}",
-                fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(POLL_EVERY);
-    };
+    let status = try_poll(&format!("{cmd:?} exited"), || {
+        guard
+            .0
+            .try_wait()
+            .expect("try_wait")
+            .ok_or_else(|| "still running".to_string())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; stderr:\n{}",
+            fs::read_to_string(&err_path).unwrap_or_default()
+        )
+    });
     (
         status,
         fs::read_to_string(&out_path).unwrap_or_default(),
@@ -460,25 +471,18 @@ pub struct Router {
 impl Router {
     /// Polls until ready; `Err` only for a port taken before the router bound it (retry).
     fn wait_ready(&mut self, ready_when: ReadyWhen) -> Result<(), String> {
-        let deadline = Instant::now() + BOUND;
-        loop {
+        let ready = try_poll("router ready", || {
             let exited = self.child.0.try_wait().expect("try_wait");
             let stderr = self.stderr();
             if stderr.contains(PORT_IN_USE) {
-                return Err(format!("a port was taken:\n{stderr}"));
+                return Ok(Err(format!("a port was taken:\n{stderr}")));
             }
             if let Some(status) = exited {
                 panic!("router exited during start-up with {status}; stderr:\n{stderr}");
             }
-            let not_ready = match self.readiness(ready_when) {
-                Ok(()) => return Ok(()),
-                Err(why) => why,
-            };
-            if Instant::now() >= deadline {
-                panic!("router not ready within {BOUND:?} ({not_ready}); stderr:\n{stderr}");
-            }
-            std::thread::sleep(POLL_EVERY);
-        }
+            self.readiness(ready_when).map(Ok)
+        });
+        ready.unwrap_or_else(|e| panic!("{e}; stderr:\n{}", self.stderr()))
     }
 
     fn readiness(&self, ready_when: ReadyWhen) -> Result<(), String> {

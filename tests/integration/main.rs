@@ -2,10 +2,13 @@
 //! (IPv4 and IPv6) with its own temp directory, config and routing file, and spoken to over
 //! real HTTP/1.1 connections.
 
+mod access_log;
 mod admin_api;
 mod cli;
+mod config_reload;
 mod connections;
 mod data;
+mod debug_route;
 mod fake_edge;
 mod framing;
 mod harness;
@@ -13,10 +16,11 @@ mod health;
 mod http;
 mod limits;
 mod management;
-mod operations;
+mod prometheus;
 mod proxies;
 mod proxy_mode;
 mod reload;
+mod request_metrics;
 mod routes;
-mod self_upgrade;
 mod snapshot_cli;
+mod upgrade;

@@ -2,7 +2,8 @@
 //! `/debug/snapshot` (what is in service) and `/metrics`.
 
 use crate::data;
-use crate::harness::{poll, Setup};
+use crate::harness::Setup;
+use crate::prometheus::{assert_series, wait_metric_sum, REQUESTS};
 use crate::routes::assert_redirect;
 use serde_json::Value;
 
@@ -41,27 +42,21 @@ fn health_readiness_snapshot_and_metrics() {
         &router.get("/btv/live/hls/epg_1"),
         "http://edge-a.test/live/one.m3u8",
     );
-    let metrics = poll("the redirect counted in /metrics", || {
-        let metrics = router.management("/metrics");
-        let text = metrics.text();
-        if metrics.status == 200
-            && text
-                .lines()
-                .any(|l| l == "cti_kaltura_requests_total{kind=\"live\",outcome=\"redirect\"} 1")
-        {
-            Ok(text)
-        } else {
-            Err(metrics.summary())
-        }
-    });
-    assert!(metrics.contains("cti_kaltura_requests_total"), "{metrics}");
-    for line in [
-        "cti_kaltura_snapshot_fetch_total{result=\"ok\"} 1",
-        "cti_kaltura_snapshot_version_info{version=\"v1\"} 1",
-        "cti_kaltura_snapshot_entities{kind=\"regions\"} 7",
-    ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
-    }
+    let redirects = [("kind", "live"), ("outcome", "redirect")];
+    let metrics = wait_metric_sum(&router, REQUESTS, &redirects, 1.0);
+    assert_series(
+        &metrics,
+        &[
+            (REQUESTS, &redirects, 1.0),
+            ("cti_kaltura_snapshot_fetch_total", &[("result", "ok")], 1.0),
+            (
+                "cti_kaltura_snapshot_version_info",
+                &[("version", "v1")],
+                1.0,
+            ),
+            ("cti_kaltura_snapshot_entities", &[("kind", "regions")], 7.0),
+        ],
+    );
 
     let other = router.management("/nothing-here");
     assert_eq!(other.status, 404, "{other:?}");

@@ -4,13 +4,12 @@
 //! logs no error. And `selection: consistent`: same path, same edge; removing an edge moves
 //! only its own paths; weights hold over many paths.
 
-use crate::fake_edge::{self, edge, metric_sum, pattern, FakeEdge, RegionSpec};
-use crate::harness::{write_json_renamed, Router, Setup};
-use crate::http::Response;
+use crate::fake_edge::{self, edge, pattern, FakeEdge, RegionSpec};
+use crate::harness::{poll, write_json_renamed, Router, Setup};
+use crate::http::{raw_request, Conn, Response};
+use crate::prometheus::{metric_sum, scrape, wait_metric_sum, REQUESTS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const MIB: usize = 1024 * 1024;
@@ -34,12 +33,6 @@ fn one_region(version: &str, servers: &[Value]) -> Value {
 /// An edge entry for a fake on `127.0.0.1`, named `domain` (what `Host` must say).
 fn proxied_edge(id: i64, domain: &str, fake: &FakeEdge) -> Value {
     edge(id, domain, "127.0.0.1", fake.port())
-}
-
-fn metrics(router: &Router) -> String {
-    let answer = router.management("/metrics");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    answer.text()
 }
 
 /// A 200 from the edge named `edge` carrying exactly `len` bytes of the pattern.
@@ -105,7 +98,7 @@ fn proxied_vod_arrives_intact_with_path_host_and_client_address() {
         assert_eq!(request.header("x-real-ip"), client, "{request:?}");
     }
 
-    let text = metrics(&router);
+    let text = scrape(&router);
     let ok = metric_sum(
         &text,
         "cti_kaltura_upstream_responses_total",
@@ -182,7 +175,7 @@ fn dead_edge_is_retried_on_a_live_one() {
     for request in live.requests() {
         assert_eq!(request.header("host"), "live.proxy.test");
     }
-    let text = metrics(&router);
+    let text = scrape(&router);
     let retries = metric_sum(&text, "cti_kaltura_upstream_retries_total", &[]);
     let failures = metric_sum(&text, "cti_kaltura_upstream_connect_failures_total", &[]);
     assert!(retries >= 1.0, "{text}");
@@ -233,7 +226,7 @@ fn failed_connections_mark_the_edge_down_before_any_check() {
     }
     // Down: chosen no more, so no more failed connections or retries.
     let retries =
-        |router: &Router| metric_sum(&metrics(router), "cti_kaltura_upstream_retries_total", &[]);
+        |router: &Router| metric_sum(&scrape(router), "cti_kaltura_upstream_retries_total", &[]);
     let before = retries(&router);
     for _ in 0..10 {
         assert_body(&router.get("/vod/f.bin"), "live", 1024);
@@ -271,7 +264,7 @@ fn both_edges_dead_is_a_short_502() {
             started.elapsed()
         );
     }
-    let text = metrics(&router);
+    let text = scrape(&router);
     let retries = metric_sum(&text, "cti_kaltura_upstream_retries_total", &[]);
     let failures = metric_sum(&text, "cti_kaltura_upstream_connect_failures_total", &[]);
     assert!(retries >= 3.0, "one retry per request:\n{text}");
@@ -295,45 +288,25 @@ fn client_hanging_up_mid_body_logs_no_error() {
 
     let aborted = 3;
     for i in 0..aborted {
-        let mut stream = TcpStream::connect(router.v4()).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        stream
-            .write_all(
-                format!("GET /vod/big-{i}.bin HTTP/1.1\r\nHost: router.test\r\n\r\n").as_bytes(),
-            )
-            .expect("send");
-        let mut got = 0;
-        let mut buf = [0u8; 4096];
-        while got < 16 * 1024 {
-            match stream.read(&mut buf) {
-                Ok(0) => panic!("closed after {got} bytes"),
-                Ok(n) => got += n,
+        let mut conn = Conn::open(router.v4());
+        conn.send(&raw_request("GET", &format!("/vod/big-{i}.bin"), &[]));
+        while conn.buffered().len() < 16 * 1024 {
+            let got = conn.buffered().len();
+            match conn.read_some(Duration::from_secs(5)) {
+                Ok(0) => panic!("closed, or nothing for 5 s, after {got} bytes"),
+                Ok(_) => {}
                 Err(e) => panic!("read after {got} bytes: {e}"),
             }
         }
         // Gone, with megabytes still to come.
-        drop(stream);
+        drop(conn);
     }
 
     // The router goes on serving, and has finished with every aborted request.
     fake.set_body_len(1000);
     assert_body(&router.get("/vod/small.bin"), "big", 1000);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics(&router);
-        let done = metric_sum(&text, "cti_kaltura_requests_total", &[("kind", "vod")]);
-        if done >= (aborted + 1) as f64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vod requests finished: {done}\n{text}\nrouter stderr:\n{}",
-            router.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_metric_sum(&router, REQUESTS, &[("kind", "vod")], (aborted + 1) as f64);
+    // Time for an error line to follow the requests (waited out on purpose: none may come).
     std::thread::sleep(Duration::from_millis(300));
     let log = router.stderr();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
@@ -345,15 +318,14 @@ fn client_hanging_up_mid_body_logs_no_error() {
     assert_eq!(fake.requests().len(), aborted + 1);
 
     // And the router let go of the edge too: no aborted body was fetched whole.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sent = loop {
+    let sent = poll("every body written or cut off", || {
         let sent = fake.bytes_sent();
         if sent.iter().all(Option::is_some) {
-            break sent;
+            Ok(sent)
+        } else {
+            Err(format!("{sent:?}"))
         }
-        assert!(Instant::now() < deadline, "{sent:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    });
     for (i, bytes) in sent.iter().take(aborted).enumerate() {
         assert!(
             bytes.is_some_and(|b| b < 64 * MIB),
@@ -392,19 +364,15 @@ fn edges_of(router: &Router, paths: &[String]) -> Vec<String> {
 
 /// Waits until `/debug/snapshot` reports `version`.
 fn wait_version(router: &Router, version: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    poll(&format!("snapshot {version} in service"), || {
         let answer = router.management("/debug/snapshot");
         let doc: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         if doc["version"] == version {
-            return;
+            Ok(())
+        } else {
+            Err(doc.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "snapshot {version} not in service: {doc}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
 }
 
 fn count(edges: &[String]) -> BTreeMap<&str, usize> {

@@ -4,6 +4,7 @@
 
 use crate::data;
 use crate::harness::{poll, write_in_place, write_json_renamed, Router, Setup};
+use crate::prometheus::{metric_sum, scrape};
 use crate::routes::{assert_error, assert_redirect, INVALID};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -37,13 +38,11 @@ fn version(router: &Router) -> Value {
 
 /// Failed loads so far: `cti_kaltura_snapshot_fetch_total{result="error"}` (0 when absent).
 fn rejected_loads(router: &Router) -> u64 {
-    router
-        .management("/metrics")
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix("cti_kaltura_snapshot_fetch_total{result=\"error\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    metric_sum(
+        &scrape(router),
+        "cti_kaltura_snapshot_fetch_total",
+        &[("result", "error")],
+    ) as u64
 }
 
 #[test]
@@ -133,6 +132,7 @@ fn sighup_reloads_when_watching_is_off() {
     let until = Instant::now() + Duration::from_millis(2500);
     while Instant::now() < until {
         assert_redirect(&router.get(LIVE), &live_location(data::LIVE_PATH));
+        // Watching for a change that must not come.
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(version(&router), data::VERSION);
