@@ -36,16 +36,17 @@ cp -R "$LT_REPO/conf" "$work/conf"
 routing="$work/conf/routing.yaml"
 
 # The generator writes one entity per line, so plain text edits are enough (no PyYAML).
-python3 - "$LT_REPO/conf/routing.yaml" "$work" <<'EOF' || lt_die "cannot make the routing variants"
+lt_python - "$LT_REPO/conf/routing.yaml" "$work" <<'EOF' || lt_die "cannot make the routing variants"
 import re, sys
+from ctk.config import EditError, edit_once
 src, work = sys.argv[1:]
 text = open(src).read()
 
 def edit(text, pattern, replacement):
-    text, n = re.subn(pattern, replacement, text, flags=re.M)
-    if n != 1:
-        sys.exit(f"{src}: expected one match of {pattern!r}, found {n}")
-    return text
+    try:
+        return edit_once(text, pattern, replacement, src, re.M)
+    except EditError as e:
+        sys.exit(str(e))
 
 a = edit(text, r'^version: .*$', 'version: "demo-1-soak-a"')
 b = edit(text, r'^version: .*$', 'version: "demo-1-soak-b"')

@@ -21,30 +21,19 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from ctk import procfs  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def core_busy(before_file, after_file):
-    """Busy fraction of each cpuN between two /proc/stat snapshots."""
-
-    def read(path):
-        out = {}
-        for line in open(path):
-            if re.match(r"cpu\d+ ", line):
-                name, *vals = line.split()
-                vals = [int(v) for v in vals]
-                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-                out[name] = (sum(vals[:8]), idle)
-        return out
-
-    a, b = read(before_file), read(after_file)
-    busy = {}
-    for cpu in a:
-        total = b[cpu][0] - a[cpu][0]
-        idle = b[cpu][1] - a[cpu][1]
-        busy[cpu] = (total - idle) / total if total > 0 else 0.0
-    return busy
+    """Busy fraction of each cpuN between two saved /proc/stat snapshots."""
+    with open(before_file) as a, open(after_file) as b:
+        return procfs.core_busy(a.read(), b.read())
 
 
 def record(args):
@@ -73,7 +62,7 @@ def record(args):
             "server_cpu_util": cpu_s / args.wall if args.wall else None,
             "server_core_busy": busy.get(f"cpu{args.server_cpu}"),
             "client_core_busy": busy.get(f"cpu{args.client_cpu}"),
-            "load1": float(open("/proc/loadavg").read().split()[0]),
+            "load1": procfs.loadavg(),
         })
         if args.edge_ticks_after is not None:
             edge_s = (args.edge_ticks_after - args.edge_ticks_before) / CLK_TCK
@@ -176,17 +165,14 @@ def callgrind(args):
     call_line = False
     for line in open(args.file, errors="replace"):
         line = line.rstrip("\n")
-        m = re.match(r"^fn=\((\d+)\)(?: (.*))?$", line)
-        if m:
-            if m.group(2):
-                names[m.group(1)] = m.group(2)
-            cur = m.group(1)
-            continue
-        m = re.match(r"^cfn=\((\d+)\)(?: (.*))?$", line)
-        if m:
-            if m.group(2):
-                names[m.group(1)] = m.group(2)
-            pending = m.group(1)
+        m = re.match(r"^(c?)fn=\((\d+)\)(?: (.*))?$", line)
+        if m:  # fn= starts a function's costs, cfn= names the callee of the next calls= line
+            if m.group(3):
+                names[m.group(2)] = m.group(3)
+            if m.group(1):
+                pending = m.group(2)
+            else:
+                cur = m.group(2)
             continue
         m = re.match(r"^calls=(\d+)", line)
         if m:

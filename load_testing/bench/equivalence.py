@@ -27,14 +27,16 @@ import argparse
 import ipaddress
 import json
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_nginx import Model, load_snapshot  # noqa: E402
+from ctk import REPO, rawhttp  # noqa: E402
+from ctk.routing import Model  # noqa: E402
+from ctk.snapshot import load_snapshot  # noqa: E402
 from snapshots import PROBE_ADDRESSES  # noqa: E402
 
 CODECS = [p + s for p in ("hls", "mpd") for s in ("", "_wv", "_pr", "_cenc")]
@@ -59,32 +61,9 @@ INVALID_PATHS = [
 
 
 def raw_request(host, port, target, method="GET", headers=(), source=None):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        if source:
-            s.bind((source, 0))
-        s.connect((host, port))
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers)
-        s.sendall(method.encode() + b" " + target + b" HTTP/1.1\r\nHost: bench\r\n"
-                  + head.encode() + b"Connection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return status, hdrs, body
+    """(status, headers, body) of one request on a fresh connection, read to EOF."""
+    r = rawhttp.fetch(host, port, target, method, headers, source, timeout=5, host_header="bench")
+    return r.status, r.headers, r.body
 
 
 def split_location(loc):
@@ -179,8 +158,7 @@ def main(argv=None):
     ap.add_argument("--mode", choices=("exact", "eligible"), required=True)
     ap.add_argument("--requests", type=int, default=320)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--snapshot-tool", default=str(Path(__file__).resolve().parents[2]
-                                                    / "target/release/cti-kaltura-snapshot"))
+    ap.add_argument("--snapshot-tool", default=str(REPO / "target/release/cti-kaltura-snapshot"))
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 

@@ -11,7 +11,10 @@ Run it with a temp prefix, never touching /etc/nginx or /run:
     nginx -p OUT_DIR -c nginx.conf           # pid file and error log inside OUT_DIR
     nginx -p OUT_DIR -c nginx.conf -s stop
 
-What the configuration reproduces (the router's rules, see src/routing and src/snapshot):
+What the configuration reproduces (the router's rules, see src/routing and src/snapshot; the
+routing model behind the tables is load_testing/lib/ctk/routing.py, which lists what each of
+its pieces mirrors; before writing, its counts of routable regions, eligible edges, live
+channels and catch-up programs must equal `cti-kaltura-snapshot check`'s, see --snapshot-tool):
   * the path grammar `/btv/{live|catchup}/{hls|mpd}[_{wv|pr|cenc}]/{epg}[.m3u8|.mpd]`,
     `/vod/...`, `/static[/...]` (regex and prefix locations, checked against the raw request
     path, which the router parses undecoded), 400 `Request invalid` otherwise;
@@ -54,25 +57,17 @@ answers 405 (nginx parses the path first). nginx's 302 carries its small HTML bo
 """
 
 import argparse
-import ipaddress
-import json
 import os
 import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SNAPSHOT = REPO / "conf" / "routing.yaml"
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from ctk import REPO  # noqa: E402
+from ctk.routing import Model  # noqa: E402
+from ctk.snapshot import DEMO, SnapshotError, load_snapshot, snapshot_tool, tool_counts  # noqa: E402
 
-PROTOCOLS = {"HLS": "hls", "MPD": "mpd"}
-ENCRYPTIONS = ["NONE", "CENC", "WIDEVINE", "PLAYREADY"]
-SUFFIX = {"NONE": "", "CENC": "_cenc", "WIDEVINE": "_wv", "PLAYREADY": "_pr"}
-ACCEPTABLE = {
-    "NONE": ["NONE"],
-    "CENC": ["CENC"],
-    "WIDEVINE": ["WIDEVINE", "CENC"],
-    "PLAYREADY": ["PLAYREADY", "CENC"],
-}
 ROUTE_KINDS = ("live", "catchup", "vod", "static")
 
 BODY_NOT_FOUND = "Server not found"
@@ -81,241 +76,15 @@ BODY_METHOD = "Method not allowed"
 BODY_BAD_GATEWAY = "Edge server unavailable"
 CACHE_CONTROL = "max-age=0, private, must-revalidate"
 
-EPG_RE = re.compile(r"[A-Za-z0-9_]+\Z")
 
-
-# --- loading ------------------------------------------------------------------------------
-
-
-def load_snapshot(path):
-    text = Path(path).read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        return json.loads(text)
-    try:
-        import yaml
-    except ImportError:
-        sys.exit(f"{path}: YAML needs PyYAML (apt-get install python3-yaml), or convert it to "
-                 "JSON first")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    doc = yaml.load(text, Loader=loader)
-    if not isinstance(doc, dict):
-        sys.exit(f"{path}: not a snapshot document (an object of entity arrays)")
-    return doc
-
-
-# --- the router's rules, in Python --------------------------------------------------------
-
-
-def normalize_path(path):
-    """src/routing/location.rs normalize_path_into: runs of / collapsed, leading / added."""
-    out = []
-    last_was_slash = False
-    if not path.startswith("/"):
-        out.append("/")
-        last_was_slash = True
-    for segment in path.split("/"):
-        if not last_was_slash:
-            out.append("/")
-        out.append(segment)
-        last_was_slash = segment == ""
-    return "".join(out)
-
-
-def is_path_like(s):
-    return (isinstance(s, str) and s != "" and all(0x21 <= ord(c) <= 0x7E and c not in "?#\\" for c in s)
-            and "://" not in s)
-
-
-def is_domain_name(s):
-    if not s or len(s) > 253:
-        return False
-    for label in s.split("."):
-        if not label or len(label) > 63:
-            return False
-        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in label):
-            return False
-    return True
-
-
-def is_epg_id(s):
-    return isinstance(s, str) and s.isascii() and EPG_RE.match(s) is not None
-
-
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def parse_cidr(text):
-    """crate::config::parse_cidr + ipv4_mapped_as_ipv4: `addr/len` truncated, or a bare address."""
-    if not isinstance(text, str):
-        return None
-    text = text.strip()
-    try:
-        if "/" in text:
-            addr, _, plen = text.partition("/")
-            if not plen.isdigit():
-                return None
-            net = ipaddress.ip_network(f"{ipaddress.ip_address(addr)}/{int(plen)}", strict=False)
-        else:
-            net = ipaddress.ip_network(ipaddress.ip_address(text))
-    except ValueError:
-        return None
-    if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
-        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
-    return net
-
-
-def unique_by_id(items, required):
-    """parse_all: entities missing a required field (or with a non-integer id) are skipped;
-    a repeated id is skipped after its first occurrence."""
-    seen, out = set(), []
-    for item in items or []:
-        if not isinstance(item, dict) or not is_int(item.get("id")):
-            continue
-        if any(k not in item or item[k] is None for k in required):
-            continue
-        if item["id"] in seen:
-            continue
-        seen.add(item["id"])
-        out.append(item)
-    return out
-
-
-class Model:
-    """The parts of a compiled snapshot that decide a redirect."""
-
-    def __init__(self, doc):
-        self.version = doc.get("version")
-        # Servers.
-        self.servers = {}
-        for s in unique_by_id(doc.get("servers"), ("domain_name", "port")):
-            domain = s["domain_name"].strip() if isinstance(s["domain_name"], str) else ""
-            port = s["port"]
-            stype = s.get("type")
-            weight = s.get("weight", 0)
-            if not is_domain_name(domain) or not is_int(port) or not 1 <= port <= 65535:
-                continue
-            if not is_int(weight):
-                continue
-            if stype == "EDGE" and weight <= 0:
-                continue
-            ip = s.get("ip")
-            if isinstance(ip, str) and ip.strip():
-                try:
-                    ip = str(ipaddress.ip_address(ip.strip()))
-                except ValueError:
-                    continue
-            else:
-                ip = None
-            prefix = s.get("prefix")
-            if isinstance(prefix, str) and prefix and not is_path_like(prefix):
-                continue
-            domain = domain.lower()
-            live_base = {443: f"https://{domain}", 80: f"http://{domain}"}.get(port, f"http://{domain}:{port}")
-            self.servers[s["id"]] = {
-                "id": s["id"], "type": stype, "domain": domain, "ip": ip, "port": port,
-                "active": s.get("status") == "ACTIVE", "available": s.get("availability", True) is not False,
-                "weight": max(weight, 0), "prefix": prefix if isinstance(prefix, str) else None,
-                "live_base": live_base, "http_base": f"http://{domain}",
-            }
-        # Groups and regions: the eligible edges of each region.
-        groups = {}
-        for g in unique_by_id(doc.get("server_groups"), ()):
-            groups[g["id"]] = (g.get("status") == "ACTIVE",
-                               [sid for sid in g.get("server_ids") or [] if sid in self.servers])
-        self.regions = {}
-        for r in unique_by_id(doc.get("regions"), ()):
-            eligible = set()
-            for gid in r.get("server_group_ids") or []:
-                active, members = groups.get(gid, (False, []))
-                if not active:
-                    continue
-                for sid in members:
-                    s = self.servers[sid]
-                    if s["type"] == "EDGE" and s["active"] and s["available"] and s["weight"] > 0:
-                        eligible.add(sid)
-            if r.get("status") != "ACTIVE":
-                eligible = set()
-            self.regions[r["id"]] = tuple((sid, self.servers[sid]["weight"]) for sid in sorted(eligible))
-        # Subnets, grouped into distinct networks with candidates by subnet id.
-        self.networks = {}
-        for s in unique_by_id(doc.get("subnets"), ("cidr", "region_id")):
-            net = parse_cidr(s["cidr"])
-            if net is None or s["region_id"] not in self.regions:
-                continue
-            self.networks.setdefault(net, []).append((s["id"], s["region_id"]))
-        for cands in self.networks.values():
-            cands.sort()
-        # Content.
-        channel_epg = {}
-        for c in unique_by_id(doc.get("linear_channels"), ("epg_id",)):
-            if is_epg_id(c["epg_id"]):
-                channel_epg[c["id"]] = c["epg_id"]
-        program_epg = {}
-        for p in unique_by_id(doc.get("programs"), ("epg_id", "linear_channel_id")):
-            if p["linear_channel_id"] in channel_epg and is_epg_id(p["epg_id"]):
-                program_epg[p["id"]] = p["epg_id"]
-        self.live = {}  # (epg, protocol, encryption) -> (row id, path)
-        for t in unique_by_id(doc.get("tv_streams"), ("linear_channel_id", "stream_path")):
-            epg = channel_epg.get(t["linear_channel_id"])
-            if epg is None or not is_path_like(t["stream_path"]):
-                continue
-            self._offer(self.live, epg, t, "ACTIVE", normalize_path(t["stream_path"]))
-        self.catchup = {}
-        for rec in unique_by_id(doc.get("program_records"), ("program_id", "server_id", "path")):
-            epg = program_epg.get(rec["program_id"])
-            dvr = self.servers.get(rec["server_id"])
-            if epg is None or dvr is None or dvr["type"] != "DVR" or not is_path_like(rec["path"]):
-                continue
-            path = normalize_path(f"/dvr/{dvr['prefix'] or ''}/{rec['path']}")
-            self._offer(self.catchup, epg, rec, "COMPLETED", path)
-
-    @staticmethod
-    def _offer(table, epg, row, wanted_status, path):
-        protocol = row.get("protocol")
-        encryption = row.get("encryption")
-        encryption = "NONE" if encryption is None else encryption
-        if row.get("status") != wanted_status or protocol not in PROTOCOLS or encryption not in ENCRYPTIONS:
-            return
-        key = (epg, protocol, encryption)
-        if key not in table or table[key][0] > row["id"]:
-            table[key] = (row["id"], path)
-
-    def content_map(self, table):
-        """(codec, epg) -> path for every request that finds content, fallback applied."""
-        out = {}
-        for epg in sorted({k[0] for k in table}):
-            for protocol, pname in PROTOCOLS.items():
-                for requested in ENCRYPTIONS:
-                    for enc in ACCEPTABLE[requested]:
-                        hit = table.get((epg, protocol, enc))
-                        if hit:
-                            out[(pname + SUFFIX[requested], epg)] = hit[1]
-                            break
-        return out
-
-    def effective_pools(self):
-        """For each distinct network: the weighted edge pool of the first region along its
-        fallback chain that has one (or None)."""
-        by_version = {4: [], 6: []}
-        for net in self.networks:
-            by_version[net.version].append(net)
-        result = {}
-        for nets in by_version.values():
-            for net in nets:
-                enclosing = sorted((n for n in nets if n.prefixlen <= net.prefixlen and net.subnet_of(n)),
-                                   key=lambda n: -n.prefixlen)
-                pool = None
-                for n in enclosing:
-                    for _, region_id in self.networks[n]:
-                        if self.regions[region_id]:
-                            pool = self.regions[region_id]
-                            break
-                    if pool:
-                        break
-                result[net] = pool
-        return result
+def cross_check(model, tool, snapshot):
+    """The model's view of what can route must be the router's (`cti-kaltura-snapshot
+    check`): a drifted model would configure nginx for another routing."""
+    router = tool_counts(tool, snapshot)
+    ours = model.counts()
+    if ours != router:
+        diff = ", ".join(f"{k} {ours[k]} here, {router[k]} by the router" for k in router if ours[k] != router[k])
+        raise SnapshotError(f"{snapshot}: the routing model disagrees with {tool} check: {diff}")
 
 
 # --- nginx configuration ------------------------------------------------------------------
@@ -552,7 +321,7 @@ def generate(model, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="[SNAPSHOT] OUT_DIR",
-                        help=f"routing snapshot (default {DEFAULT_SNAPSHOT.relative_to(REPO)}) and output directory")
+                        help=f"routing snapshot (default {DEMO.relative_to(REPO)}) and output directory")
     parser.add_argument("--port", type=int, default=8081, help="listening port (default 8081)")
     parser.add_argument("--listen", action="append", default=None,
                         help="listening address, repeatable (default 127.0.0.1; add [::1] for IPv6)")
@@ -574,9 +343,12 @@ def main(argv=None):
                              "an OpenSSL RAND_bytes call per request)")
     parser.add_argument("--max-slash-runs", type=int, default=4,
                         help="runs of / collapsed in a VOD/static path (default 4)")
+    parser.add_argument("--snapshot-tool", default=snapshot_tool(),
+                        help="cti-kaltura-snapshot whose `check` counts the model must match (default "
+                             "target/release/cti-kaltura-snapshot when built; 'none' skips the check)")
     args = parser.parse_args(argv)
     if len(args.paths) == 1:
-        args.snapshot, out_dir = str(DEFAULT_SNAPSHOT), args.paths[0]
+        args.snapshot, out_dir = str(DEMO), args.paths[0]
     elif len(args.paths) == 2:
         args.snapshot, out_dir = args.paths
     else:
@@ -598,7 +370,15 @@ def main(argv=None):
     if args.max_slash_runs < 1:
         parser.error("--max-slash-runs must be >= 1")
 
-    model = Model(load_snapshot(args.snapshot))
+    try:
+        model = Model(load_snapshot(args.snapshot))
+        if args.snapshot_tool and args.snapshot_tool != "none":
+            cross_check(model, args.snapshot_tool, args.snapshot)
+        else:
+            print("note: no cti-kaltura-snapshot: the model's counts are not checked against the router's",
+                  file=sys.stderr)
+    except SnapshotError as e:
+        sys.exit(str(e))
     text, n_pools = generate(model, args)
     out = Path(out_dir)
     for sub in ("logs", "tmp"):

@@ -100,27 +100,9 @@ bench_start_nginx() {
 # lt_make_config) with one worker thread, no work stealing, access log off and the given
 # routing file; with `proxy`, VOD in proxy mode.
 bench_router_config() {
-  python3 - "$1" "$2" "$3" "${4:-}" <<'EOF' || lt_die "cannot derive a benchmark config from $1"
-import re, sys
-src, dst, routing, proxy = sys.argv[1:]
-text = open(src).read()
-edits = [
-    (r"(?m)^threads:\s*\d+\s*$", "threads: 1"),
-    (r"(?m)^work_stealing:.*$", "work_stealing: false"),
-    (r"(?m)^(\s*file:\s*).*$", rf'\1"{routing}"'),
-]
-for pattern, repl in edits:
-    text, n = re.subn(pattern, repl, text)
-    if n != 1:
-        sys.exit(f"{src}: expected one match of {pattern!r}, found {n}")
-extra = "  access_log:\n    enabled: false\n"
-if proxy == "proxy":
-    extra += "  routes:\n    vod: {mode: proxy}\n  proxy:\n    connect_timeout_ms: 1000\n"
-text, n = re.subn(r"(?m)^router:\s*\n", lambda m: m.group(0) + extra, text)
-if n != 1:
-    sys.exit(f"{src}: no top-level router: section")
-open(dst, "w").write(text)
-EOF
+  local proxy=()
+  [ "${4:-}" = proxy ] && proxy=(--vod-proxy)
+  lt_ctk config "$1" "$2" --routing "$3" --bench "${proxy[@]}" || lt_die "cannot derive a benchmark config from $1"
   "$LT_BIN" -c "$2" -t >"$2.test.log" 2>&1 || { cat "$2.test.log" >&2; lt_die "$2 does not validate"; }
 }
 

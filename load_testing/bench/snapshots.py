@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_nginx import DEFAULT_SNAPSHOT, load_snapshot  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from ctk.snapshot import DEMO, SnapshotError, load_snapshot  # noqa: E402
 
 # Regions without an eligible edge in the exact variant, and why.
 NO_EDGE_REGIONS = {
@@ -188,14 +188,17 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("exact", help="single-edge regions and every corner of the routing rules")
     e.add_argument("out")
-    e.add_argument("--from", dest="src", default=str(DEFAULT_SNAPSHOT))
+    e.add_argument("--from", dest="src", default=str(DEMO))
     p = sub.add_parser("proxy", help="every EDGE at one ip:port (the fake edge)")
     p.add_argument("out")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ip", default="127.0.0.1")
-    p.add_argument("--from", dest="src", default=str(DEFAULT_SNAPSHOT))
+    p.add_argument("--from", dest="src", default=str(DEMO))
     args = parser.parse_args(argv)
-    doc = load_snapshot(args.src)
+    try:
+        doc = load_snapshot(args.src)
+    except SnapshotError as e:
+        sys.exit(str(e))
     doc = exact_variant(doc) if args.cmd == "exact" else proxy_variant(doc, args.ip, args.port)
     Path(args.out).write_text(json.dumps(doc, indent=None, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({args.cmd} variant of {args.src})")

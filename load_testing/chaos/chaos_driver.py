@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Chaos soak driver (Python 3 standard library only); run it through chaos.sh.
+"""Chaos soak driver (Python 3 standard library only); run it through chaos.sh. The fake servers,
+the router processes, the raw-socket client and the Prometheus parser are load_testing/lib/ctk's.
 
 It owns everything of one run, all on 127.0.0.0/8:
 
@@ -28,8 +29,6 @@ Writes <out>-summary.json / <out>-summary.txt and exits 0 when every pass criter
 """
 
 import argparse
-import hashlib
-import http.server
 import json
 import os
 import random
@@ -40,9 +39,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from ctk import k6 as k6_summary, procfs, prom  # noqa: E402
+from ctk.config import write_atomic  # noqa: E402
+from ctk.fake import FakeAdmin, FakeEdge  # noqa: E402
+from ctk.rawhttp import read_response, request, url_get as http_get  # noqa: E402
+from ctk.router import Router  # noqa: E402
+from ctk.snapshot import load_snapshot  # noqa: E402
 
 STOP = threading.Event()
 SIGNALLED = threading.Event()
@@ -75,16 +81,12 @@ def sleep_until(t):
 # --- snapshot variants ----------------------------------------------------------------------
 
 
-def etag_of(body):
-    return '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
-
-
 class Variants:
-    def __init__(self, repo, edge_port):
-        sys.path.insert(0, str(Path(repo) / "conf"))
-        from gen_routing import load  # noqa: E402 (the generator's own reader)
+    """The admin API's documents: the demo snapshot with its EDGE servers moved to the fake
+    edges (valid-A), one variant per edge with it unavailable (valid-B-e<id>), garbage, `{}`."""
 
-        doc, _ = load(str(Path(repo) / "conf" / "routing.yaml"))
+    def __init__(self, repo, edge_port):
+        doc = load_snapshot(Path(repo) / "conf" / "routing.yaml")
         self.edge_ids = sorted(s["id"] for s in doc["servers"] if s["type"] == "EDGE")
         self.host_of = {}
         for i, sid in enumerate(self.edge_ids):
@@ -113,271 +115,6 @@ class Variants:
         self.bodies["garbage-binary"] = bytes(rng.getrandbits(8) for _ in range(65536))
         self.bodies["garbage-shape"] = b'{"version": "chaos-shape", "regions": 5, "servers": {"a": 1}}'
         self.bodies["empty"] = b"{}"
-        self.etags = {k: etag_of(v) for k, v in self.bodies.items()}
-
-
-# --- fake admin API ---------------------------------------------------------------------------
-
-
-class AdminState:
-    def __init__(self, variants, max_body):
-        self.variants = variants
-        self.max_body = max_body
-        self.mode = "valid-A"
-        self.lock = threading.Lock()
-        self.seen = {}  # (mode, status) -> count
-
-    def count(self, mode, status):
-        with self.lock:
-            key = f"{mode} -> {status}"
-            self.seen[key] = self.seen.get(key, 0) + 1
-
-
-class TrackingHandler(http.server.BaseHTTPRequestHandler):
-    """Registers its connection with the server, so that stopping the server can close the
-    keep-alive connections a client (the router's reqwest pools) still holds."""
-
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        with self.server.conns_lock:
-            self.server.conns.add(self.connection)
-
-    def finish(self):
-        with self.server.conns_lock:
-            self.server.conns.discard(self.connection)
-        super().finish()
-
-
-class AdminHandler(TrackingHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_args):
-        pass
-
-    def do_GET(self):  # noqa: N802
-        st = self.server.state
-        mode = st.mode
-        try:
-            self.answer(st, mode)
-        except (BrokenPipeError, ConnectionResetError):
-            st.count(mode, "client went away")
-
-    def answer(self, st, mode):
-        v = st.variants
-        if mode == "500":
-            body = b"internal error\n"
-            self.send_response(500)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            st.count(mode, 500)
-            return
-        if mode == "slow":
-            STOP.wait(3.5)  # the router's timeout_secs is 2
-            body = v.bodies["valid-A"]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            st.count(mode, "200 after 3.5 s")
-            return
-        if mode == "huge-length":
-            size = 2 * st.max_body
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            sent = 0
-            chunk = b" " * 65536
-            self.connection.settimeout(5)
-            while sent < size and not STOP.is_set():
-                self.wfile.write(chunk)
-                sent += len(chunk)
-            st.count(mode, "200 (huge, Content-Length)")
-            return
-        if mode == "huge-stream":
-            size = 2 * st.max_body
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            self.wfile.write(b'{"version": "chaos-huge", "regions": [')
-            sent = 0
-            chunk = b'{"id": 1, "name": "x"},' * 2900
-            self.connection.settimeout(5)
-            while sent < size and not STOP.is_set():
-                self.wfile.write(chunk)
-                sent += len(chunk)
-            st.count(mode, "200 (huge, streamed)")
-            return
-        body = v.bodies[mode]
-        etag = v.etags[mode]
-        if self.headers.get("If-None-Match") == etag:
-            self.send_response(304)
-            self.send_header("ETag", etag)
-            self.end_headers()
-            st.count(mode, 304)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("ETag", etag)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        st.count(mode, 200)
-
-
-class Server:
-    """An http.server in a thread that can be stopped (port closed) and started again."""
-
-    def __init__(self, addr, handler, state):
-        self.addr, self.handler, self.state = addr, handler, state
-        self.httpd = None
-        self.thread = None
-
-    def start(self):
-        if self.httpd:
-            return
-        for attempt in range(50):
-            try:
-                httpd = http.server.ThreadingHTTPServer(self.addr, self.handler)
-                break
-            except OSError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
-        httpd.daemon_threads = True
-        httpd.state = self.state
-        httpd.conns = set()
-        httpd.conns_lock = threading.Lock()
-        self.httpd = httpd
-        self.thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        """Closes the listening port and shuts every open connection down, as when the
-        process behind it dies."""
-        if not self.httpd:
-            return
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        with self.httpd.conns_lock:
-            conns = list(self.httpd.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.thread.join(5)
-        self.httpd = None
-
-
-# --- fake edges -------------------------------------------------------------------------------
-
-
-class EdgeState:
-    def __init__(self):
-        self.mode = "ok"
-        self.lock = threading.Lock()
-        self.checks = 0
-
-
-class EdgeHandler(TrackingHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_args):
-        pass
-
-    def do_GET(self):  # noqa: N802
-        st = self.server.state
-        with st.lock:
-            st.checks += 1
-        mode = st.mode
-        try:
-            if mode == "slow":
-                STOP.wait(1.0)  # health timeout_ms is 400
-            if mode == "503":
-                body, status = b"DOWN", 503
-            elif mode == "badbody":
-                body, status = b"NOT OK", 200
-            else:
-                body, status = b"OK", 200
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-class Edge:
-    def __init__(self, sid, ip, port):
-        self.sid, self.ip, self.port = sid, ip, port
-        self.state = EdgeState()
-        self.server = Server((ip, port), EdgeHandler, self.state)
-        self.mode = "ok"
-
-    def set(self, mode):
-        """ok | 503 | badbody | slow | closed (listening port closed and every open
-        connection shut down, as when the edge process dies)"""
-        if mode == "closed":
-            self.server.stop()
-        else:
-            self.state.mode = mode
-            self.server.start()
-        self.mode = mode
-
-
-# --- HTTP helpers -----------------------------------------------------------------------------
-
-
-def http_get(url, timeout=2.0, method="GET"):
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except (OSError, urllib.error.URLError) as e:
-        return None, str(e).encode()
-
-
-def prom(text):
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            try:
-                out[name] = float(value)
-            except ValueError:
-                pass
-    return out
-
-
-def read_response(sock, buf):
-    """Reads one response from sock (buf: leftover bytes); returns (status, headers, rest)."""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("EOF" if not buf else "EOF mid-response")
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("EOF in body")
-        rest += data
-    return status, headers, rest[length:]
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -389,11 +126,12 @@ class Run:
         self.work = Path(a.work)
         self.out = a.out
         self.variants = Variants(a.repo, a.edge_port)
-        self.admin_state = AdminState(self.variants, a.max_body)
-        self.admin = Server(("127.0.0.1", a.admin_port), AdminHandler, self.admin_state)
-        self.admin_up = True
+        # The router's timeout_secs is 2: a slow answer takes 3.5 s; health timeout_ms is 400:
+        # a slow edge answers after 1 s.
+        self.admin = FakeAdmin("127.0.0.1", a.admin_port, self.variants.bodies, "valid-A",
+                               huge_bytes=2 * a.max_body, slow_body="valid-A", slow_secs=3.5)
         self.edges = {
-            sid: Edge(sid, f"127.0.0.{11 + i}", a.edge_port) for i, sid in enumerate(self.variants.edge_ids)
+            sid: FakeEdge(f"127.0.0.{11 + i}", a.edge_port, slow_secs=1.0) for i, sid in enumerate(self.variants.edge_ids)
         }
         # live / catch-up Locations carry host:port; VOD / static ones the host alone
         # (always http://, no port: docs/admin-api.md "Redirect URLs").
@@ -422,7 +160,8 @@ class Run:
         self.flips = []  # (t, sid, mode)
         self.admin_modes = []  # (t, mode)
         self.metrics_last = {}  # pid -> last samples
-        self.mgmt = f"http://127.0.0.1:{a.mgmt_port}"
+        self.mgmt_addr = f"127.0.0.1:{a.mgmt_port}"
+        self.mgmt = f"http://{self.mgmt_addr}"
 
     # -- config --
 
@@ -467,9 +206,7 @@ router:
     format: text
 """
         path = self.work / "chaos.yaml"
-        tmp = self.work / "chaos.yaml.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
         return path
 
     # -- processes --
@@ -481,39 +218,22 @@ router:
     def start_router(self, upgrade=False):
         n = len(self.routers) + 1
         log = Path(f"{self.out}-router-{n}.log")
-        args = [self.a.bin] + (["-u"] if upgrade else []) + ["-c", str(self.work / "chaos.yaml")]
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
-        with open(log, "wb") as f:
-            p = subprocess.Popen(args, cwd=self.work, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                 stdin=subprocess.DEVNULL)
-        r = {"n": n, "pid": p.pid, "popen": p, "log": log, "started": now(), "quit_at": None, "exited_at": None}
+        proc = Router(self.a.bin, self.work / "chaos.yaml", log, cwd=self.work, upgrade=upgrade,
+                      name=f"router #{n}").start()
+        r = {"n": n, "pid": proc.pid, "proc": proc, "log": log, "started": now(), "quit_at": None, "exited_at": None}
         with self.lock:
             self.routers.append(r)
         self.record_pids()
-        event("router started", f"#{n} pid {p.pid}{' (-u)' if upgrade else ''}, log {log.name}")
+        event("router started", f"#{n} pid {proc.pid}{' (-u)' if upgrade else ''}, log {log.name}")
         return r
 
     def wait_ready(self, r, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not STOP.is_set():
-            if r["popen"].poll() is not None:
-                raise RuntimeError(f"router #{r['n']} exited with {r['popen'].returncode}; see {r['log']}")
-            status, _ = http_get(self.mgmt + "/readyz", timeout=1)
-            if status == 200:
-                return True
-            time.sleep(0.2)
-        raise RuntimeError(f"router #{r['n']} not ready within {timeout} s")
+        if not r["proc"].wait_ready(self.mgmt_addr, timeout, stop=STOP):
+            raise RuntimeError(f"router #{r['n']}: stopped while waiting for /readyz")
+        return True
 
     def stop_router(self, r, timeout=10):
-        p = r["popen"]
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        r["proc"].stop(timeout)
         if r["exited_at"] is None:
             r["exited_at"] = now()
 
@@ -526,8 +246,8 @@ router:
         new = self.start_router(upgrade=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if new["popen"].poll() is not None:
-                raise RuntimeError(f"upgraded router exited with {new['popen'].returncode}; see {new['log']}")
+            if not new["proc"].alive:
+                raise RuntimeError(f"upgraded router exited with {new['proc'].returncode}; see {new['log']}")
             if sock.exists() and "Bootstrap starting" in new["log"].read_text(errors="replace"):
                 break
             time.sleep(0.05)
@@ -561,10 +281,10 @@ router:
         while now() - start < 4.0 and not STOP.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", self.a.port), timeout=2) as s:
-                    s.sendall(f"GET /static/burst/{rng.randrange(10**6)}.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-                    _status, headers, _ = read_response(s, b"")
+                    s.sendall(request(f"/static/burst/{rng.randrange(10**6)}.png", close=True))
+                    resp, _ = read_response(s)
                 total += 1
-                m = re.match(r"https?://([^/]+)", headers.get("location", ""))
+                m = re.match(r"https?://([^/]+)", resp.header("location", ""))
                 sid = self.host_to_sid.get(m.group(1)) if m else None
                 if sid in down_before and modes_before.get(sid) != "ok" and self.edges[sid].mode != "ok":
                     hits += 1
@@ -580,9 +300,9 @@ router:
 
     def finish_upgrade(self, label, old, new, waited):
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and old["popen"].poll() is None:
+        while time.monotonic() < deadline and old["proc"].alive:
             time.sleep(0.02)
-        exited = old["popen"].poll() is not None
+        exited = not old["proc"].alive
         if exited:
             old["exited_at"] = now()
         old_log = old["log"].read_text(errors="replace")
@@ -594,10 +314,10 @@ router:
             "new_waiting_after_s": round(waited, 3),
             "sigquit_at_s": round(old["quit_at"], 3),
             "old_exited_after_s": round(old["exited_at"] - old["quit_at"], 3) if exited else None,
-            "old_exit_code": old["popen"].returncode,
+            "old_exit_code": old["proc"].returncode,
             "old_sent_sockets": "listener sockets sent" in old_log,
             "new_bootstrap_done": "Bootstrap done" in new_log,
-            "new_alive": new["popen"].poll() is None,
+            "new_alive": new["proc"].alive,
         }
         self.upgrades.append(u)
         event("upgrade done", json.dumps(u))
@@ -607,15 +327,7 @@ router:
     # -- chaos actions --
 
     def set_admin(self, mode):
-        if mode == "down":
-            if self.admin_up:
-                self.admin.stop()
-                self.admin_up = False
-        else:
-            self.admin_state.mode = mode
-            if not self.admin_up:
-                self.admin.start()
-                self.admin_up = True
+        self.admin.set(mode)
         self.admin_modes.append((round(now(), 3), mode))
         event("admin", mode)
 
@@ -642,7 +354,7 @@ router:
         except ValueError:
             outcome = body[:60].decode("latin-1", "replace")
         self.pushes.append({"t": round(now(), 3), "status": status, "outcome": outcome,
-                            "admin_mode": self.admin_state.mode if self.admin_up else "down"})
+                            "admin_mode": self.admin.mode})
         event("POST /admin/refresh", f"{status} {outcome}")
 
     # -- samplers --
@@ -650,16 +362,14 @@ router:
     def sampler_rss(self):
         while not STOP.is_set():
             with self.lock:
-                routers = [r for r in self.routers if r["popen"].poll() is None]
+                routers = [r for r in self.routers if r["proc"].alive]
             for r in routers:
                 try:
-                    with open(f"/proc/{r['pid']}/status") as f:
-                        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-                    fds = len(os.listdir(f"/proc/{r['pid']}/fd"))
-                    holder = r is self.current
-                    self.rss.append((round(now(), 1), r["pid"], kb, fds, holder))
-                except (OSError, StopIteration):
-                    pass
+                    kb, fds = procfs.rss_kb(r["pid"]), procfs.fd_count(r["pid"])
+                except OSError:
+                    continue
+                if kb is not None:
+                    self.rss.append((round(now(), 1), r["pid"], kb, fds, r is self.current))
             STOP.wait(5)
 
     def sampler_state(self):
@@ -693,8 +403,7 @@ router:
                     pass
             status, body = http_get(self.mgmt + "/metrics", timeout=2)
             if status == 200:
-                m = prom(body.decode())
-                panic = m.get("cti_kaltura_panic_regions", 0)
+                panic = prom.total(body.decode(), "cti_kaltura_panic_regions")
                 if panic > self.panic_max:
                     self.panic_max = panic
                 if panic and (not self.panic_seen or self.panic_seen[-1][1] != panic):
@@ -715,7 +424,7 @@ router:
         version = json.loads(body).get("version") if status == 200 else None
         down = self.edges_down_view()
         status, body = http_get(self.mgmt + "/metrics", timeout=2)
-        panic = prom(body.decode()).get("cti_kaltura_panic_regions", 0) if status == 200 else None
+        panic = prom.total(body.decode(), "cti_kaltura_panic_regions") if status == 200 else None
         return version, down, panic
 
     def sampler_routes(self):
@@ -733,9 +442,9 @@ router:
                     buf = b""
                     for _ in range(30):
                         path = f"/static/chaos/{rng.randrange(10**6)}.png"
-                        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                        status, headers, buf = read_response(s, buf)
-                        loc = headers.get("location", "")
+                        s.sendall(request(path))
+                        resp, buf = read_response(s, buf)
+                        loc = resp.header("location", "")
                         m = re.match(r"https?://([^/]+)", loc)
                         hosts.append(m.group(1) if m else None)
                 after = self.view()
@@ -771,7 +480,7 @@ router:
              "connections": 0}
         self.probe[name] = p
         sock, buf = None, b""
-        req = b"GET /btv/live/hls/epg_0 HTTP/1.1\r\nHost: probe\r\n" + (b"" if keep_alive else b"Connection: close\r\n") + b"\r\n"
+        req = request("/btv/live/hls/epg_0", "probe", close=not keep_alive)
 
         def attempt():
             nonlocal sock, buf
@@ -782,15 +491,15 @@ router:
                 p["connections"] += 1
             try:
                 sock.sendall(req)
-                status, headers, buf = read_response(sock, buf)
+                resp, buf = read_response(sock, buf)
             except Exception:
                 sock.close()
                 sock = None
                 raise
-            if not keep_alive or headers.get("connection", "").lower() == "close":
+            if not keep_alive or resp.header("connection", "").lower() == "close":
                 sock.close()
                 sock = None
-            return status, headers, reused
+            return resp.status, resp.headers, reused
 
         while not STOP.is_set():
             p["sent"] += 1
@@ -867,7 +576,7 @@ router:
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "state").mkdir(exist_ok=True)
         self.write_config("keepalive-60")
-        self.admin.start()
+        self.admin.set("valid-A")
         for e in self.edges.values():
             e.set("ok")
         event("fake servers", f"admin 127.0.0.1:{a.admin_port}, edges {', '.join(self.variants.host_of[s] for s in self.variants.edge_ids)}")
@@ -951,7 +660,7 @@ router:
         for r in self.routers:
             self.stop_router(r)
         for e in self.edges.values():
-            e.server.stop()
+            e.stop()
         self.admin.stop()
 
 
@@ -984,31 +693,17 @@ def summarize(run, aborted):
     s = {"aborted": aborted, "duration_s": a.duration, "rate": a.rate}
     # k6
     try:
-        k = json.load(open(f"{run.out}-k6.json"))
-        m = k["metrics"]
-        checks = m.get("checks", {})
-        failed = m.get("http_req_failed", {})
-        dur = m.get("http_req_duration", {})
-        per_check = {}
-
-        def walk(group):
-            for name, c in (group.get("checks") or {}).items():
-                per_check[name] = (c.get("passes", 0), c.get("fails", 0))
-            for g in (group.get("groups") or {}).values():
-                walk(g)
-
-        walk(k.get("root_group", {}))
+        k = k6_summary.summary(f"{run.out}-k6.json")
         s["k6"] = {
             "exit": run.k6.returncode if run.k6 else None,
-            "requests": m.get("http_reqs", {}).get("count"),
-            "rate": round(m.get("http_reqs", {}).get("rate", 0), 1),
-            "checks_passed": checks.get("passes"),
-            "checks_failed": checks.get("fails"),
-            "http_req_failed": failed.get("passes"),
-            "dropped_iterations": m.get("dropped_iterations", {}).get("count", 0),
-            "p50_ms": round(dur.get("med", 0), 3), "p95_ms": round(dur.get("p(95)", 0), 3),
-            "p99_ms": round(dur.get("p(99)", 0), 3), "max_ms": round(dur.get("max", 0), 3),
-            "failed_checks": {n: v for n, v in per_check.items() if v[1]},
+            "requests": k["requests"],
+            "rate": round(k["rate"] or 0, 1),
+            "checks_passed": k["checks_passed"],
+            "checks_failed": k["checks_failed"],
+            "http_req_failed": k["http_req_failed"],
+            "dropped_iterations": k["dropped_iterations"],
+            **{f: round(k[f] or 0, 3) for f in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+            "failed_checks": k["failed_checks"],
         }
     except (OSError, ValueError, KeyError) as e:
         s["k6"] = {"error": str(e), "exit": run.k6.returncode if run.k6 else None}
@@ -1066,10 +761,10 @@ def summarize(run, aborted):
         line(f"RSS of the listener holder: min {min(kb for _t, kb in holder)} kB, max {max(kb for _t, kb in holder)} kB over {len(holder)} samples")
         line("  samples (s: kB): " + ", ".join(f"{t:.0f}: {kb}" for t, kb in holder))
     # admin
-    s["admin_seen"] = run.admin_state.seen
+    s["admin_seen"] = run.admin.seen
     s["admin_modes"] = run.admin_modes
     line(f"admin modes scheduled: {len(run.admin_modes)} changes; answers by mode: "
-         + ", ".join(f"{k}: {v}" for k, v in sorted(run.admin_state.seen.items())))
+         + ", ".join(f"{k}: {v}" for k, v in sorted(run.admin.seen.items())))
     logs = {r["n"]: r["log"].read_text(errors="replace") for r in run.routers}
     def count(pattern):
         return sum(len(re.findall(pattern, t)) for t in logs.values())
@@ -1087,8 +782,8 @@ def summarize(run, aborted):
     lc = s["log_counts"]
     line(f"router logs: {accepted_lines} snapshots accepted, {load_errors} fetch/load failures logged, "
          f"{guard_lines} guard refusals logged; last_refused seen in /debug/snapshot: {sorted(run.last_refused)}")
-    fm = prom(getattr(run, "final_metrics", ""))
-    fetch = {k.split('"')[1]: int(v) for k, v in fm.items() if k.startswith("cti_kaltura_snapshot_fetch_total{")}
+    fetch = {k: int(v) for k, v in prom.by_label(getattr(run, "final_metrics", ""),
+                                                 "cti_kaltura_snapshot_fetch_total", "result").items()}
     line(f"final process fetch counters (since its start): {fetch}")
     s["final_fetch_counters"] = fetch
     line(f"versions in service over time: " + ", ".join(f"{t:.0f}s {v}" for t, v in run.versions))

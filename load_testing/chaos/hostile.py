@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Hostile HTTP clients for hostile.sh (Python 3 standard library only).
+"""Hostile HTTP clients for hostile.sh (Python 3 standard library only; the raw-socket client,
+Prometheus parser and /proc figures are load_testing/lib/ctk's).
 
 Every subcommand talks to one router on 127.0.0.0/8, is bounded in time, and prints one JSON
 object on stdout (progress on stderr):
@@ -33,7 +34,6 @@ import errno
 import json
 import os
 import random
-import re
 import resource
 import select
 import signal
@@ -43,7 +43,12 @@ import struct
 import sys
 import threading
 import time
-import urllib.request
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from ctk import procfs, prom, rawhttp  # noqa: E402
+from ctk.rawhttp import parse_one  # noqa: E402
 
 
 def watch_closes(by_fd, since, deadline, poll_ms):
@@ -112,120 +117,31 @@ def stats(values):
     }
 
 
-# --- HTTP response parsing ----------------------------------------------------------------------
+# --- one request, one answer ------------------------------------------------------------------
 
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-
-def parse_one(buf):
-    """(Response, bytes consumed) for the first complete response in buf, or None."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = buf[:end].decode("latin-1").split("\r\n")
-    match = re.match(r"HTTP/1\.[01] (\d{3})", head[0])
-    if not match:
-        raise ValueError(f"not an HTTP response: {head[0][:80]!r}")
-    headers = {}
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), value.strip())
-    length = int(headers.get("content-length", "0"))
-    total = end + 4 + length
-    if len(buf) < total:
-        return None
-    return Response(int(match.group(1)), headers, bytes(buf[end + 4:total])), total
-
-
-def exchange(host, port, data, timeout=10.0, chunk=65536):
+def exchange(host, port, data, timeout=10.0):
     """Sends data (while reading), returns what came back: status, headers, whether the
     router closed or reset the connection, and how much of data was sent before that."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setblocking(False)
-    sent, received, error = 0, bytearray(), None
-    closed = False
-    deadline = time.monotonic() + timeout
+    x = rawhttp.exchange(host, port, data, timeout=timeout)
+    error = x.error
     try:
-        while time.monotonic() < deadline:
-            want_write = sent < len(data)
-            r, w, _ = select.select([sock], [sock] if want_write else [], [], 0.2)
-            if r:
-                try:
-                    got = sock.recv(65536)
-                except ConnectionResetError:
-                    error = "ECONNRESET"
-                    closed = True
-                    break
-                if not got:
-                    closed = True
-                    break
-                received += got
-                if parse_one(received) is not None and not want_write:
-                    # A complete answer; see whether the router closes right after.
-                    try:
-                        r2, _, _ = select.select([sock], [], [], 0.3)
-                        if r2:
-                            more = sock.recv(65536)
-                            if not more:
-                                closed = True
-                            else:
-                                received += more
-                    except ConnectionResetError:
-                        closed, error = True, "ECONNRESET"
-                    break
-            if w and want_write:
-                try:
-                    sent += sock.send(data[sent:sent + chunk])
-                except (BrokenPipeError, ConnectionResetError) as e:
-                    error = type(e).__name__
-                    # The answer may already be in the receive buffer.
-                    want_write = False
-                    try:
-                        sock.setblocking(True)
-                        sock.settimeout(1.0)
-                        while True:
-                            got = sock.recv(65536)
-                            if not got:
-                                break
-                            received += got
-                    except OSError:
-                        pass
-                    closed = True
-                    break
-        else:
-            error = error or "timeout"
-    finally:
-        sock.close()
-    parsed = None
-    try:
-        parsed = parse_one(received)
+        resp = x.response()
     except ValueError as e:
-        error = error or str(e)
-    status = parsed[0].status if parsed else None
+        resp, error = None, error or str(e)
     return {
-        "status": status,
-        "headers": parsed[0].headers if parsed else {},
-        "body": parsed[0].body.decode("latin-1")[:120] if parsed else received[:120].decode("latin-1"),
-        "closed_by_router": closed,
+        "status": resp.status if resp else None,
+        "headers": resp.headers if resp else {},
+        "body": resp.body.decode("latin-1")[:120] if resp else x.data[:120].decode("latin-1"),
+        "closed_by_router": x.closed,
         "error": error,
         "request_bytes": len(data),
-        "sent_bytes": sent,
+        "sent_bytes": x.sent,
     }
 
 
 def get(host, port, path, headers=(), timeout=5.0):
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    data = ("\r\n".join(lines) + "\r\nConnection: close\r\n\r\n").encode("latin-1")
-    return exchange(host, port, data, timeout=timeout)
+    return exchange(host, port, rawhttp.request(path, f"{host}:{port}", headers=headers, close=True), timeout=timeout)
 
 
 # --- idle ---------------------------------------------------------------------------------------
@@ -273,6 +189,33 @@ def open_many(host, port, count, connect_timeout=10.0):
     return connected, failed
 
 
+def write_status(path, status):
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(status, f)
+        os.replace(path + ".tmp", path)
+
+
+def start_holding(a, started, opened_at, limit, **figures):
+    """The status while holding: how many were asked for and opened, in how long."""
+    status = dict(requested=a.count, **figures, open_secs=round(opened_at - started, 3), nofile_limit=limit,
+                  state="holding")
+    write_status(a.status, status)
+    return status
+
+
+def done_holding(a, status, socks, closes, opened_at, **figures):
+    """Closes the held sockets, writes and prints the final status: how long they were held,
+    how many the router closed (and how), how many were still open."""
+    held = time.monotonic() - opened_at
+    for s in socks:
+        s.close()
+    status.update(state="done", held_secs=round(held, 3), closed_by_router=len(closes),
+                  still_open_at_end=len(socks) - len(closes), close_kinds=close_kinds(closes), **figures)
+    write_status(a.status, status)
+    emit(status)
+
+
 def cmd_idle(a):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -289,58 +232,20 @@ def cmd_idle(a):
         except OSError:
             pass
     by_fd = {s.fileno(): s for s in socks}
-    status = {
-        "requested": a.count,
-        "partial_requested": a.partial,
-        "connected": len(socks),
-        "failed": failed,
-        "open_secs": round(opened_at - started, 3),
-        "nofile_limit": limit,
-        "state": "holding",
-    }
-    if a.status:
-        with open(a.status + ".tmp", "w") as f:
-            json.dump(status, f)
-        os.replace(a.status + ".tmp", a.status)
+    status = start_holding(a, started, opened_at, limit, partial_requested=a.partial, connected=len(socks), failed=failed)
     log(f"idle: {len(socks)} connected ({failed} failed) in {status['open_secs']} s; holding")
     closes, got_data = watch_closes(by_fd, lambda _fd: opened_at, opened_at + a.hold_max, 200)
-    held = time.monotonic() - opened_at
     silent = [t for fd, (t, _h) in closes.items() if fd not in partial_fds]
     part = [t for fd, (t, _h) in closes.items() if fd in partial_fds]
-    hows = close_kinds(closes)
-    for s in socks:
-        s.close()
-    status.update(
-        {
-            "state": "done",
-            "held_secs": round(held, 3),
-            "closed_by_router": len(closes),
-            "closed_silent": stats(silent),
-            "closed_partial": stats(part),
-            "still_open_at_end": len(by_fd) - len(closes),
-            "close_kinds": hows,
-            "answers_received": got_data,
-        }
-    )
-    if a.status:
-        with open(a.status + ".tmp", "w") as f:
-            json.dump(status, f)
-        os.replace(a.status + ".tmp", a.status)
-    emit(status)
+    done_holding(a, status, socks, closes, opened_at, closed_silent=stats(silent), closed_partial=stats(part),
+                 answers_received=got_data)
 
 
 # --- keep-alive connections, idle after one answer ---------------------------------------------
 
 
-def write_status(path, status):
-    if path:
-        with open(path + ".tmp", "w") as f:
-            json.dump(status, f)
-        os.replace(path + ".tmp", path)
-
-
 def one_request(path, host):
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hostile-keepalive\r\n\r\n".encode()
+    return rawhttp.request(path, host, headers=[("User-Agent", "hostile-keepalive")])
 
 
 def answer_all(socks, request, timeout):
@@ -407,52 +312,35 @@ def cmd_keepalive(a):
             else:
                 s.close()
     opened_at = time.monotonic()
-    status = {
-        "requested": a.count,
-        "connected_and_answered": len(socks),
-        "failed": failed,
-        "statuses": statuses,
-        "open_secs": round(opened_at - started, 3),
-        "nofile_limit": limit,
-        "state": "holding",
-    }
-    write_status(a.status, status)
+    status = start_holding(a, started, opened_at, limit, connected_and_answered=len(socks), failed=failed,
+                           statuses=statuses)
     log(f"keepalive: {len(socks)} answered and idle ({failed} failed, {statuses}) in {status['open_secs']} s; holding")
     by_fd = {s.fileno(): s for s in socks}
     closes, _ = watch_closes(by_fd, answered_at.__getitem__, opened_at + a.hold_max, 100)
-    held = time.monotonic() - opened_at
-    hows = close_kinds(closes)
-    for s in socks:
-        s.close()
-    status.update(
-        {
-            "state": "done",
-            "held_secs": round(held, 3),
-            "closed_by_router": len(closes),
-            "closed_after_answer": stats([t for t, _h in closes.values()]),
-            "still_open_at_end": len(by_fd) - len(closes),
-            "close_kinds": hows,
-        }
-    )
-    write_status(a.status, status)
-    emit(status)
+    done_holding(a, status, socks, closes, opened_at, closed_after_answer=stats([t for t, _h in closes.values()]))
 
 
 # --- connections per client ---------------------------------------------------------------------
 
 
 def connect_from(host, port, source, timeout=5.0):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    if source:
-        s.bind((source, 0))
-    s.connect((host, port))
-    return s
+    return rawhttp.connect(host, port, timeout, source)
 
 
 def served(s, host, timeout=5.0):
     """Status of one keep-alive GET on s, or "closed" / "error:..." when there is no answer."""
     return answer_all([s], one_request("/btv/live/hls/epg_0", host), timeout)[s.fileno()]
+
+
+def served_from(a, source, settle=0.0):
+    """Status of one GET on a new connection from source (after settle seconds), or why not."""
+    try:
+        s = connect_from(a.host, a.port, source)
+    except OSError as e:
+        return f"error:{e.__class__.__name__}"
+    with s:
+        time.sleep(settle)
+        return served(s, a.host)
 
 
 def cmd_limit(a):
@@ -490,28 +378,12 @@ def cmd_limit(a):
     for st in results.values():
         statuses[str(st)] = statuses.get(str(st), 0) + 1
     # One more from the same address while all are held, and one from another address.
-    try:
-        extra = connect_from(a.host, a.port, a.source)
-        time.sleep(0.2)
-        extra_status = served(extra, a.host)
-        extra.close()
-    except OSError as e:
-        extra_status = f"error:{e.__class__.__name__}"
-    try:
-        other = connect_from(a.host, a.port, a.other_source)
-        other_status = served(other, a.host)
-        other.close()
-    except OSError as e:
-        other_status = f"error:{e.__class__.__name__}"
+    extra_status = served_from(a, a.source, settle=0.2)
+    other_status = served_from(a, a.other_source)
     for s in socks:
         s.close()
     time.sleep(0.5)
-    try:
-        again = connect_from(a.host, a.port, a.source)
-        again_status = served(again, a.host)
-        again.close()
-    except OSError as e:
-        again_status = f"error:{e.__class__.__name__}"
+    again_status = served_from(a, a.source)
     emit(
         {
             "count": a.count,
@@ -586,14 +458,8 @@ def cmd_slow(a):
             s.setblocking(True)
             s.settimeout(5)
             s.sendall(request[nbytes:])
-            buf = bytearray()
-            while parse_one(buf) is None:
-                got = s.recv(65536)
-                if not got:
-                    break
-                buf += got
-            parsed = parse_one(buf)
-            key = str(parsed[0].status) if parsed else "no answer"
+            status = rawhttp.next_status(s)
+            key = "no answer" if status is None else str(status)
         except OSError as e:
             key = f"error:{e.__class__.__name__}"
         statuses[key] = statuses.get(key, 0) + 1
@@ -774,14 +640,13 @@ def cmd_partial(a):
 
 
 def raw(method_path, headers, host, close=False):
-    lines = [method_path, f"Host: {host}"] + headers + (["Connection: close"] if close else [])
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return rawhttp.raw_head(method_path, [f"Host: {host}"] + headers + (["Connection: close"] if close else []))
 
 
 def requests_total(url):
     if not url:
         return None
-    return sum(v for k, v in samples(scrape(url)).items() if k.startswith("cti_kaltura_requests_total{"))
+    return prom.total(prom.scrape(url), "cti_kaltura_requests_total")
 
 
 CLOSE_REASONS = ("header_timeout", "idle_timeout", "client_limit", "head_too_large")
@@ -792,11 +657,7 @@ def closes_total(url):
     if not url:
         return None
     found = {r: 0.0 for r in CLOSE_REASONS}
-    for k, v in samples(scrape(url)).items():
-        if k.startswith("cti_kaltura_client_connections_closed_total{"):
-            m = re.search(r'reason="([^"]*)"', k)
-            if m:
-                found[m.group(1)] = found.get(m.group(1), 0.0) + v
+    found.update(prom.by_label(prom.scrape(url), "cti_kaltura_client_connections_closed_total", "reason"))
     return found
 
 
@@ -867,79 +728,30 @@ def cmd_oversize(a):
 def exchange_keepalive(host, port, data, timeout):
     """Sends data (no `Connection: close`), reads the answer, then sends a normal request on
     the same connection and reads its answer: followup_status is its status, or why not."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.settimeout(timeout)
     result = {"status": None, "body": "", "closed_by_router": False, "error": None,
               "request_bytes": len(data), "followup_status": None}
-    buf = bytearray()
-    try:
-        sent = 0
-        sock.setblocking(False)
-        deadline = time.monotonic() + timeout
-        parsed = None
-        while time.monotonic() < deadline and parsed is None:
-            want_write = sent < len(data)
-            r, w, _ = select.select([sock], [sock] if want_write else [], [], 0.2)
-            if r:
-                try:
-                    got = sock.recv(65536)
-                except ConnectionResetError:
-                    result["error"], result["closed_by_router"] = "ECONNRESET", True
-                    break
-                if not got:
-                    result["closed_by_router"] = True
-                    break
-                buf += got
-                parsed = parse_one(buf)
-            if w and want_write:
-                try:
-                    sent += sock.send(data[sent:sent + 65536])
-                except (BrokenPipeError, ConnectionResetError) as e:
-                    result["error"] = type(e).__name__
-                    result["closed_by_router"] = True
-                    sock.setblocking(True)
-                    sock.settimeout(1.0)
-                    try:
-                        while parse_one(buf) is None:
-                            got = sock.recv(65536)
-                            if not got:
-                                break
-                            buf += got
-                    except OSError:
-                        pass
-                    parsed = parse_one(buf)
-                    break
-        result["sent_bytes"] = sent
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        x = rawhttp.send_reading(sock, data, timeout, finish_sending=False)
+        result.update(sent_bytes=x.sent, error=x.error, closed_by_router=x.closed)
+        parsed = parse_one(x.data)
         if parsed is None:
-            parsed = parse_one(buf)
-        if parsed is not None:
-            resp, used = parsed
-            result["status"] = resp.status
-            result["body"] = resp.body.decode("latin-1")[:80]
-            result["connection_header"] = resp.header("connection")
-            del buf[:used]
-        if parsed is not None and not result["closed_by_router"] and sent == len(data):
-            follow = f"GET /vod/reuse/check HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-            sock.setblocking(True)
-            sock.settimeout(3.0)
-            try:
-                sock.sendall(follow)
-                while parse_one(buf) is None:
-                    got = sock.recv(65536)
-                    if not got:
-                        break
-                    buf += got
-                second = parse_one(buf)
-                result["followup_status"] = second[0].status if second else "closed"
-                if second is None:
-                    result["closed_by_router"] = True
-            except OSError as e:
-                result["followup_status"] = f"error:{type(e).__name__}"
-                result["closed_by_router"] = True
-        elif parsed is not None:
+            return result
+        resp, used = parsed
+        result.update(status=resp.status, body=resp.body.decode("latin-1")[:80],
+                      connection_header=resp.header("connection"))
+        if x.closed or x.sent < len(data):
             result["followup_status"] = "closed"
-    finally:
-        sock.close()
+            return result
+        sock.setblocking(True)
+        sock.settimeout(3.0)
+        try:
+            sock.sendall(rawhttp.request("/vod/reuse/check", host, close=True))
+            status = rawhttp.next_status(sock, x.data[used:])
+            result["followup_status"] = "closed" if status is None else status
+            result["closed_by_router"] = status is None
+        except OSError as e:
+            result["followup_status"] = f"error:{type(e).__name__}"
+            result["closed_by_router"] = True
     return result
 
 
@@ -969,47 +781,13 @@ def cmd_xrealip(a):
 # --- metrics and process figures ----------------------------------------------------------------
 
 
-def scrape(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read().decode()
-
-
-def samples(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            pass
-    return out
-
-
 def cmd_metric(a):
-    text = scrape(a.url)
-    total = 0.0
-    for name, value in samples(text).items():
-        base, _, labels = name.partition("{")
-        if base != a.name:
-            continue
-        if all(f'{kv}' in labels for kv in a.label):
-            total += value
+    total = prom.total(prom.scrape(a.url), a.name, a.label)
     print(int(total) if total == int(total) else total)
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
 def cmd_rss(a):
-    fds = len(os.listdir(f"/proc/{a.pid}/fd"))
-    emit({"pid": a.pid, "rss_kb": rss_kb(a.pid), "fds": fds})
+    emit({"pid": a.pid, "rss_kb": procfs.rss_kb(a.pid), "fds": procfs.fd_count(a.pid)})
 
 
 def cmd_routesum(_a):

@@ -122,11 +122,10 @@ say "binary: $(sha256sum "$LT_BIN" | cut -c1-16) (copy of ${ROUTER_BIN:-target/r
 # The demo data plus one region (9001, subnet 198.51.100.0/24) whose only edge is
 # xr-only.demo.cti-kaltura.test: an X-Real-IP of 198.51.100.7 that is believed shows up in the
 # Location host (the 50 demo regions all hold all 9 demo edges, so their hosts cannot tell).
-python3 - "$LT_REPO/conf/routing.yaml" "$LT_TMP/routing.json" <<'EOF' || lt_die "cannot write the routing copy"
+lt_python - "$LT_REPO/conf/routing.yaml" "$LT_TMP/routing.json" <<'EOF' || lt_die "cannot write the routing copy"
 import json, sys
-sys.path.insert(0, sys.argv[1].rsplit("/", 1)[0])
-from gen_routing import load
-doc, _ = load(sys.argv[1])
+from ctk.snapshot import load_snapshot
+doc = load_snapshot(sys.argv[1])
 doc["version"] = "demo-1-hostile"
 doc["regions"].append({"id": 9001, "name": "XrTest", "status": "ACTIVE", "server_group_ids": [9001]})
 doc["subnets"].append({"id": 9001, "name": "xr", "cidr": "198.51.100.0/24", "region_id": 9001})
@@ -139,34 +138,13 @@ EOF
 lt_make_config "$LT_TMP/routing.json"
 cp "$LT_CONFIG" "$out/cti-kaltura.yaml"
 
-# cfg_variant OUT [--trusted CIDR,CIDR] [--access-log] [--http KEY=VALUE]...: the base config
-# (the load-test copy of conf/cti-kaltura.yaml) with these changes, checked with -t.
+# cfg_variant OUT [--trusted CIDR,CIDR] [--access-log-json] [--http KEY=VALUE]...: the base
+# config (the load-test copy of conf/cti-kaltura.yaml) with these changes (`python3 -m ctk
+# config`, lib/ctk/config.py), checked with -t.
 cfg_variant() {
   local dst=$1
   shift
-  python3 - "$out/cti-kaltura.yaml" "$dst" "$@" <<'EOF' || lt_die "cannot write config variant $dst"
-import re, sys
-src, dst, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-t = open(src).read()
-while args:
-    opt = args.pop(0)
-    if opt == "--trusted":
-        cidrs = args.pop(0).split(",")
-        t, n = re.subn(r"(?ms)^(    trusted_proxies:\n)(      - .*?\n)+",
-                       lambda m: m.group(1) + "".join(f'      - "{c}"\n' for c in cidrs), t)
-        assert n == 1, "trusted_proxies not found"
-    elif opt == "--access-log":
-        t = t.rstrip("\n") + "\n  access_log:\n    enabled: true\n    format: json\n"
-    elif opt == "--http":
-        key, value = args.pop(0).split("=", 1)
-        t, n = re.subn(rf"(?m)^(    {key}:\s*)\S+", rf"\g<1>{value}", t)
-        if n == 0:
-            t, n = re.subn(r"(?m)^(  http:\n)", rf"\g<1>    {key}: {value}\n", t)
-        assert n == 1, f"cannot set router.http.{key}"
-    else:
-        sys.exit(f"unknown option {opt}")
-open(dst, "w").write(t)
-EOF
+  lt_ctk config "$out/cti-kaltura.yaml" "$dst" "$@" || lt_die "cannot write config variant $dst"
   "$LT_BIN" -c "$dst" -t >"$dst.test.log" 2>&1 || { cat "$dst.test.log" >&2; lt_die "config variant $dst does not validate"; }
 }
 CFG_BASE="$out/cti-kaltura.yaml"
@@ -179,8 +157,8 @@ CFG_LIMIT="$out/client-limit.yaml"
 cfg_variant "$CFG_IDLE" --http header_timeout_secs=60
 cfg_variant "$CFG_CUT" --http header_timeout_secs="$CUT_SECS" --http keepalive_timeout_secs=$((CUT_SECS + 1))
 cfg_variant "$CFG_SLOW" --http header_timeout_secs="$CUT_SECS"
-cfg_variant "$CFG_XR_TRUSTED" --access-log
-cfg_variant "$CFG_XR_UNTRUSTED" --trusted 10.0.0.0/8 --access-log
+cfg_variant "$CFG_XR_TRUSTED" --access-log-json
+cfg_variant "$CFG_XR_UNTRUSTED" --trusted 10.0.0.0/8 --access-log-json
 cfg_variant "$CFG_LIMIT" --trusted 10.0.0.0/8 --http max_connections_per_client="$LIMIT"
 
 METRICS="http://$LT_MGMT_ADDR/metrics"
@@ -262,12 +240,7 @@ k6_fixed() {
   local name=$1 secs=${2:-$LOAD_SECS}
   run_wait "$out/$name-k6.txt" "$out/$name-k6.txt" env SCENARIO=open RATE="$LOAD_RATE" DURATION="${secs}s" P95_MS=1000 P99_MS=1000 \
     "$LT_K6" run --no-usage-report --quiet --summary-export "$out/$name-k6.json" "$LT_DIR/test_requests.js"
-  python3 - "$out/$name-k6.json" >"$out/$name-k6.res" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1]))["metrics"]
-d, c = m["http_req_duration"], m["checks"]
-print(f'{d["med"]:.3f} {d["p(99)"]:.3f} {m["http_reqs"]["rate"]:.1f} {c["passes"]} {c["passes"] + c["fails"]} {m["http_req_failed"]["passes"]}')
-EOF
+  lt_ctk k6-figures "$out/$name-k6.json" >"$out/$name-k6.res"
 }
 
 # wrk flat out, one live URL; writes "p50_ms p99_ms req_per_sec non3xx errors" to

@@ -38,6 +38,10 @@ LT_MGMT_ADDR=""
 LT_TMP=""
 LT_CLEANUP=()
 
+# Python with the shared module load_testing/lib/ctk importable; lt_ctk runs its command line.
+lt_python() { PYTHONPATH="$LT_DIR/lib${PYTHONPATH:+:$PYTHONPATH}" python3 -B "$@"; }
+lt_ctk() { lt_python -m ctk "$@"; }
+
 lt_log() { printf '[load_testing] %s\n' "$*" >&2; }
 lt_die() {
   lt_log "error: $*"
@@ -121,26 +125,11 @@ lt_make_config() {
   fi
   LT_CONFIG="$LT_TMP/cti-kaltura.yaml"
   lt_mgmt_addr
-  python3 - "$LT_REPO/conf/cti-kaltura.yaml" "$LT_CONFIG" "$PORT" "$MGMT_PORT" "$routing" "$LT_TMP" "${ROUTER_HEALTH:-0}" <<'EOF' || lt_die "cannot derive the load-test config from conf/cti-kaltura.yaml"
-import re, sys
-src, dst, port, mgmt, routing, tmp, health = sys.argv[1:]
-text = open(src).read()
-edits = [
-    (r'(?m)^(\s*- )"127\.0\.0\.1:\d+"', rf'\1"127.0.0.1:{port}"'),
-    (r'(?m)^(\s*- )"\[::1\]:\d+"', rf'\1"[::1]:{port}"'),
-    (r'(?m)^(\s*management_listen:\s*).*$', rf'\1"127.0.0.1:{mgmt}"'),
-    (r'(?m)^(\s*file:\s*).*$', rf'\1"{routing}"'),
-    (r'(?m)^(pid_file:\s*).*$', rf'\1"{tmp}/cti-kaltura.pid"'),
-    (r'(?m)^(upgrade_sock:\s*).*$', rf'\1"{tmp}/cti-kaltura-upgrade.sock"'),
-]
-if health != "1":
-    edits.append((r'(?m)^(  health:\n(?:    #.*\n)*    enabled:\s*)(?:true|false)\b', r'\1false'))
-for pattern, replacement in edits:
-    text, n = re.subn(pattern, replacement, text)
-    if n != 1:
-        sys.exit(f"{src}: expected one match of {pattern!r}, found {n}")
-open(dst, "w").write(text)
-EOF
+  local health=()
+  [ "${ROUTER_HEALTH:-0}" = 1 ] && health=(--health)
+  lt_ctk config "$LT_REPO/conf/cti-kaltura.yaml" "$LT_CONFIG" --port "$PORT" --mgmt-port "$MGMT_PORT" \
+    --runtime-dir "$LT_TMP" --routing "$routing" "${health[@]}" ||
+    lt_die "cannot derive the load-test config from conf/cti-kaltura.yaml"
   "$LT_BIN" -c "$LT_CONFIG" -t >"$LT_TMP/config-test.log" 2>&1 ||
     { cat "$LT_TMP/config-test.log" >&2; lt_die "the generated config does not validate"; }
 }
@@ -224,25 +213,4 @@ lt_stop_router() {
 }
 
 # One line from a --summary-export file: requests, rate, p95/p99 (ms), checks, failed requests.
-lt_summary_line() {
-  python3 - "$1" <<'EOF'
-import json, sys
-try:
-    m = json.load(open(sys.argv[1]))["metrics"]
-except (OSError, ValueError, KeyError) as e:
-    print(f"no summary ({e.__class__.__name__})")
-    sys.exit(0)
-reqs = m.get("http_reqs", {})
-dur = m.get("http_req_duration", {})
-checks = m.get("checks", {})
-failed = m.get("http_req_failed", {})
-passes, fails = checks.get("passes", 0), checks.get("fails", 0)
-# In this export a threshold's value is true when it was crossed.
-crossed = [f"{name} {expr}" for name, metric in m.items()
-           for expr, hit in metric.get("thresholds", {}).items() if hit]
-print(f"{reqs.get('count', 0)} reqs, {reqs.get('rate', 0):.1f} req/s, "
-      f"p95 {dur.get('p(95)', float('nan')):.2f} ms, p99 {dur.get('p(99)', float('nan')):.2f} ms, "
-      f"checks {passes}/{passes + fails}, failed reqs {failed.get('passes', 0)}"
-      + (f"; crossed: {', '.join(sorted(crossed))}" if crossed else ""))
-EOF
-}
+lt_summary_line() { lt_ctk k6-line "$1"; }
