@@ -478,21 +478,24 @@ for c in json.load(open(sys.argv[1]))["cases"]:
           + (f', client saw {c["error"]}' if c["error"] else ""))
 EOF
 say "  router log lines added: $((lines1 - lines0))"
-oversize_check() { # oversize_check PYTHON-DICT-OF-CASES: case -> (status, connection kept?, head_too_large count)
+oversize_check() { # oversize_check PYTHON-DICT-OF-CASES: case -> (status, connection kept?, head_too_large count[, bad_request count])
   python3 - "$out/oversize.json" "$1" <<'EOF'
 import ast, json, sys
 want = ast.literal_eval(sys.argv[2])
 got = {c["case"]: c for c in json.load(open(sys.argv[1]))["cases"]}
 bad = []
-for name, (status, kept, too_large) in want.items():
+for name, (status, kept, too_large, *rest) in want.items():
+    refused = rest[0] if rest else 0
     c = got.get(name)
     if c is None:
         bad.append(f"{name}: missing")
         continue
     c_kept = isinstance(c["followup_status"], int)
-    c_too_large = (c["closes_counted"] or {}).get("head_too_large", 0)
-    others = {k: v for k, v in (c["closes_counted"] or {}).items() if k != "head_too_large"}
-    if (c["status"], c_kept, c["counted_in_requests_total"], c_too_large) != (status, kept, 1, too_large) or others:
+    closes = c["closes_counted"] or {}
+    c_too_large = closes.get("head_too_large", 0)
+    c_refused = closes.get("bad_request", 0)
+    others = {k: v for k, v in closes.items() if k not in ("head_too_large", "bad_request")}
+    if (c["status"], c_kept, c["counted_in_requests_total"], c_too_large, c_refused) != (status, kept, 1, too_large, refused) or others:
         bad.append(f'{name}: {c["status"]} kept={c_kept} counted={c["counted_in_requests_total"]} closes={c["closes_counted"]}')
 print(1 if bad else 0, "; ".join(bad) or "as expected")
 EOF
@@ -516,10 +519,10 @@ check "oversize: heads over the hard cap (bytes) answer 414 / 431 and close, cou
 read -r ok3 why3 <<<"$(oversize_check '{"300 headers": (431, False, 1)}')"
 check "oversize: a head of 300 header lines answers 431 and closes, counted as a request and as head_too_large" "$ok3" "$why3"
 read -r ok4 why4 <<<"$(oversize_check '{
-  "malformed: control byte in the method": (400, False, 0),
-  "malformed: header line without a colon": (400, False, 0),
-  "malformed: TLS ClientHello to the plain port": (400, False, 0)}')"
-check "malformed heads (not HTTP/1): 400, connection closed, counted as a request" "$ok4" "$why4"
+  "malformed: control byte in the method": (400, False, 0, 1),
+  "malformed: header line without a colon": (400, False, 0, 1),
+  "malformed: TLS ClientHello to the plain port": (400, False, 0, 1)}')"
+check "malformed heads (not HTTP/1): 400, connection closed, counted as a request and as bad_request" "$ok4" "$why4"
 check "oversize / malformed: no log line" "$([ $((lines1 - lines0)) = 0 ] && echo 0 || echo 1)" "$((lines1 - lines0)) lines"
 
 # --- d. untrusted X-Real-IP ---------------------------------------------------------------------
