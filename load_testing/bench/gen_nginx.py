@@ -36,9 +36,9 @@ channels and catch-up programs must equal `cti-kaltura-snapshot check`'s, see --
     catch-up); VOD and static always `http://host` + the request path with runs of `/`
     collapsed;
   * the query string appended (`?` + raw query, a bare `?` kept), 400 when it holds anything
-    but visible ASCII or a `#` (the router's rule) or `"`, `<`, `>` (refused by Pingora's
-    request parser, like a non-ASCII byte, `<` or `>` anywhere in the target or a backtick in
-    the path; such requests get 400 even with a method other than GET/HEAD, as from Pingora);
+    but visible ASCII or a `#` (the router's rule); a non-ASCII byte anywhere in the target
+    gets 400 even with a method other than GET/HEAD (the router hands such heads to Pingora's
+    parser, which refuses them);
   * 404 `Server not found` for unknown content and for clients without an eligible edge;
   * optionally (--proxy KINDS) proxy mode for those route kinds: `proxy_pass` to the chosen
     edge's ip:port, Host = its domain name, X-Real-IP / X-Forwarded-For = the client.
@@ -238,18 +238,17 @@ def generate(model, args):
 
     if args.append_query_string:
         w("    # What the Location gets after the path: ?query (a bare ? kept), or ! when the query\n")
-        w("    # holds anything but visible ASCII, or a # (the router's rule), or a quote, < or >\n")
-        w("    # (which Pingora's request parser refuses).\n")
-        w("    map $args $qs {\n        \"\" $bare_q;\n        \"~[^\\x21-\\x7e]|[#\\\"<>]\" \"!\";\n"
+        w("    # holds anything but visible ASCII, or a # (the router's rule).\n")
+        w("    map $args $qs {\n        \"\" $bare_q;\n        \"~[^\\x21-\\x7e]|[#]\" \"!\";\n"
           "        default \"?$args\";\n    }\n")
         w("    map $request_uri $bare_q {\n        \"~[?]$\" \"?\";\n        default \"\";\n    }\n")
     else:
         w("    map $args $qs {\n        default \"\";\n    }\n")
-    w("    # 405 for other methods, unless Pingora's request parser would have answered 400 first\n")
-    w("    # (a non-ASCII byte, < or > in the target, a backtick in the path, a quote in the query):\n")
+    w("    # 405 for other methods, unless the router's head parser would have answered 400 first\n")
+    w("    # (a non-ASCII byte in the target, which it hands to Pingora's parser):\n")
     w("    # then the location's own checks answer 400. Only evaluated for methods other than GET/HEAD.\n")
     w("    map $request_method $method_bad {\n        GET 0;\n        HEAD 0;\n        default $target_parses;\n    }\n")
-    w("    map $request_uri $target_parses {\n        \"~[\\x80-\\xff<>]|^[^?]*`|[?].*\\\"\" 0;\n        default 1;\n    }\n\n")
+    w("    map $request_uri $target_parses {\n        \"~[\\x80-\\xff]\" 0;\n        default 1;\n    }\n\n")
 
     w("    server {\n")
     for addr in args.listen:

@@ -341,11 +341,11 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
     };
     let raw_target = req.path.unwrap_or_default().as_bytes();
     let target = absolute_form_path(raw_target).unwrap_or(raw_target);
+    // A fragment is no part of a request target (RFC 9112 §3.2): cut off, as nginx does.
+    let target = target.split(|&b| b == b'#').next().unwrap_or_default();
     size.uri_bytes = raw_target.len();
-    let origin_form = target.first() == Some(&b'/')
-        && target
-            .iter()
-            .all(|&b| (0x21..=0x7e).contains(&b) && b != b'#');
+    let origin_form =
+        target.first() == Some(&b'/') && target.iter().all(|&b| (0x21..=0x7e).contains(&b));
     if !plain || !origin_form {
         return HeadParse::Delegate { head_len, body };
     }
@@ -633,8 +633,7 @@ mod tests {
             }
         );
         for raw in [
-            &b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
-            b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+            &b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"[..],
             b"GET /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET http://x?a HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -650,6 +649,14 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[test]
+    fn a_fragment_is_cut_off() {
+        let raw = b"GET /vod/a?x=<?k=v#frag HTTP/1.1\r\nHost: x\r\n\r\n";
+        let head = fast(raw);
+        assert_eq!(&raw[head.target.clone()], b"/vod/a?x=<?k=v");
+        assert_eq!(head.size.uri_bytes, 19);
     }
 
     #[test]
