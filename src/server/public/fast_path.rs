@@ -116,13 +116,23 @@ struct ConnState {
     answers: u64,
 }
 
+/// A request for the framework at the start of the buffer.
+#[derive(Debug)]
+struct Handover {
+    /// Head and body, when known.
+    request_len: Option<usize>,
+    /// Decided already when it is to be proxied.
+    decided: Option<Box<Handled>>,
+    /// The client wants the connection kept (every `Connection` field read).
+    keep_alive: bool,
+}
+
 /// How serving a stream ended.
 enum Served {
     /// The connection is over.
     Done,
-    /// The request at the start of the buffer (this long, when known) is for the framework,
-    /// decided already when it is to be proxied.
-    Delegate(Option<usize>, Option<Box<Handled>>),
+    /// The request at the start of the buffer is for the framework.
+    Delegate(Handover),
 }
 
 /// The most bytes a head within the configured limits can take.
@@ -374,15 +384,20 @@ impl RouterApp {
         &self,
         stream: Stream,
         buf: &mut BytesMut,
-        request_len: Option<usize>,
-        decided: Option<Box<Handled>>,
+        handover: Handover,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let Handover {
+            request_len,
+            decided,
+            keep_alive,
+        } = handover;
         let take = request_len.map_or(buf.len(), |n| n.min(buf.len()));
         let mut session = ServerSession::new_http1(stream);
         session.set_pipelined_prefix(buf.split_to(take));
         let limits = self.settings.load().config.http;
-        let keepalive = (!self.ending(shutdown)).then_some(limits.keepalive_timeout.as_secs());
+        let keepalive =
+            (keep_alive && !self.ending(shutdown)).then_some(limits.keepalive_timeout.as_secs());
         session.set_keepalive(keepalive);
         let process = self.proxy.process_new_http(session, shutdown);
         let reused = match decided {
@@ -426,8 +441,37 @@ impl RouterApp {
             };
             let fast = match head {
                 HeadParse::Fast(fast) => fast,
-                HeadParse::Delegate { head_len, body } => {
-                    return Served::Delegate(HeadParse::delegated_len(head_len, body), None)
+                HeadParse::Delegate {
+                    head_len,
+                    body,
+                    keep_alive,
+                } => {
+                    // A chunked body is checked by the router's own rules before the framework
+                    // decodes it (more leniently); one over what the loop reads is the framework's.
+                    let request_len = match body {
+                        BodyFraming::Length(n) => head_len.checked_add(n),
+                        BodyFraming::Chunked => {
+                            match read_chunked_body(stream, buf, head_len, &limits).await {
+                                Ok(len) => len.and_then(|n| head_len.checked_add(n)),
+                                Err(BodyEnd::Invalid) => {
+                                    METRICS.count_close(CloseReason::BadRequest);
+                                    let refusal = Refusal {
+                                        status: 400,
+                                        why: "bad chunked body",
+                                    };
+                                    return self
+                                        .refuse(stream, conn, refusal_answer(refusal))
+                                        .await;
+                                }
+                                Err(BodyEnd::Gone) => return Served::Done,
+                            }
+                        }
+                    };
+                    return Served::Delegate(Handover {
+                        request_len,
+                        decided: None,
+                        keep_alive,
+                    });
                 }
                 HeadParse::TooManyHeaders => {
                     METRICS.count_close(CloseReason::HeadTooLarge);
@@ -469,7 +513,11 @@ impl RouterApp {
                 && body_len.is_some_and(|n| n <= MAX_DISCARDED_BODY);
             let request_len = body_len.and_then(|n| fast.head_len.checked_add(n));
             let Some(Handled { action, record }) = self.handle(buf, &fast, peer, started) else {
-                return Served::Delegate(request_len, None);
+                return Served::Delegate(Handover {
+                    request_len,
+                    decided: None,
+                    keep_alive: fast.keep_alive,
+                });
             };
             let answer = match action {
                 Action::Answer(answer) => answer,
@@ -478,7 +526,11 @@ impl RouterApp {
                         action: proxy,
                         record,
                     };
-                    return Served::Delegate(request_len, Some(Box::new(handled)));
+                    return Served::Delegate(Handover {
+                        request_len,
+                        decided: Some(Box::new(handled)),
+                        keep_alive: fast.keep_alive,
+                    });
                 }
             };
             write_answer(
@@ -574,7 +626,7 @@ impl RouterApp {
             answers: 0,
         };
         let mut tcp = LazyTcp::Plain(tcp);
-        let Served::Delegate(mut request_len, mut decided) =
+        let Served::Delegate(mut handover) =
             self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
         else {
             return;
@@ -584,7 +636,7 @@ impl RouterApp {
         };
         loop {
             match self
-                .delegate(stream, &mut conn.buf, request_len, decided, shutdown)
+                .delegate(stream, &mut conn.buf, handover, shutdown)
                 .await
             {
                 Some(reused) => stream = reused,
@@ -592,7 +644,7 @@ impl RouterApp {
             }
             match self.serve(&mut stream, &mut conn, peer_ip, shutdown).await {
                 Served::Done => return,
-                Served::Delegate(len, handled) => (request_len, decided) = (len, handled),
+                Served::Delegate(next) => handover = next,
             }
         }
     }

@@ -127,7 +127,11 @@ async fn a_proxied_route_is_handed_over_decided_with_its_length() {
     let (output, served) = serve(&app, input.as_bytes()).await;
     assert_eq!(output, "", "nothing answered on the loop");
     match served {
-        Served::Delegate(Some(len), Some(handled)) => {
+        Served::Delegate(Handover {
+            request_len: Some(len),
+            decided: Some(handled),
+            keep_alive: true,
+        }) => {
             assert_eq!(len, request.len());
             let Action::Proxy(target) = &handled.action else {
                 panic!("not a proxy decision: {:?}", handled.action);
@@ -135,7 +139,32 @@ async fn a_proxied_route_is_handed_over_decided_with_its_length() {
             assert!(target.path_and_query.starts_with('/'), "{target:?}");
             assert_eq!(handled.record.outcome, crate::metrics::OutcomeLabel::Proxy);
         }
-        Served::Delegate(len, decided) => panic!("handed over as {len:?} / {decided:?}"),
+        Served::Delegate(other) => panic!("handed over as {other:?}"),
+        Served::Done => panic!("not handed over"),
+    }
+}
+
+#[tokio::test]
+async fn a_delegated_request_is_framed_by_the_routers_rules_first() {
+    let app = app("");
+    // `Expect` sends the request to the framework; its chunked body is checked here first.
+    let bad_chunk = format!(
+        "POST {LIVE} HTTP/1.1\r\nHost: router.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n{}",
+        get("/vod/hidden.mp4", "")
+    );
+    let (output, served) = serve(&app, bad_chunk.as_bytes()).await;
+    assert_eq!(statuses(&output), ["400"], "{output}");
+    assert!(matches!(served, Served::Done));
+    // `close` in a second Connection field (the framework reads only the first) is kept.
+    let closing = format!(
+        "GET {LIVE} HTTP/1.1\r\nHost: router.test\r\nUpgrade: h2c\r\nConnection: upgrade\r\nConnection: close\r\n\r\n"
+    );
+    let (_, served) = serve(&app, closing.as_bytes()).await;
+    match served {
+        Served::Delegate(handover) => {
+            assert!(!handover.keep_alive, "{handover:?}");
+            assert_eq!(handover.request_len, Some(closing.len()));
+        }
         Served::Done => panic!("not handed over"),
     }
 }

@@ -79,26 +79,18 @@ pub enum HeadParse {
     /// Not a whole head yet.
     Partial,
     Fast(FastHead),
-    /// A well-framed request for the framework (chunked body, `Upgrade`, `Expect`, an unusual
-    /// target): the head's length and how its body is framed.
+    /// A well-framed request for the framework (`Upgrade`, `Expect`, an unusual target): the
+    /// head's length, how its body is framed, and whether the client wants the connection kept
+    /// (as the router reads every `Connection` field; the framework reads only the first).
     Delegate {
         head_len: usize,
         body: BodyFraming,
+        keep_alive: bool,
     },
     /// Refused: answered, then the connection closes.
     Refuse(Refusal),
     /// More header lines than any limit allows.
     TooManyHeaders,
-}
-
-impl HeadParse {
-    /// The whole request's length, head and body, when known before reading the body.
-    pub fn delegated_len(head_len: usize, body: BodyFraming) -> Option<usize> {
-        match body {
-            BodyFraming::Length(n) => head_len.checked_add(n),
-            BodyFraming::Chunked => None,
-        }
-    }
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -272,6 +264,7 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
     }
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
+    let mut close = false;
     let mut content_len: Option<u64> = None;
     let mut codings = Codings::default();
     let mut hosts = 0usize;
@@ -296,9 +289,11 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
                 return refuse("bad Host");
             }
         } else if name.eq_ignore_ascii_case("connection") {
+            // `close` in any field wins, whatever another field says.
             if has_token(value, "close") {
                 keep_alive = false;
-            } else if http10 && has_token(value, "keep-alive") {
+                close = true;
+            } else if http10 && !close && has_token(value, "keep-alive") {
                 keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -347,7 +342,11 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
     let origin_form =
         target.first() == Some(&b'/') && target.iter().all(|&b| (0x21..=0x7e).contains(&b));
     if !plain || !origin_form {
-        return HeadParse::Delegate { head_len, body };
+        return HeadParse::Delegate {
+            head_len,
+            body,
+            keep_alive,
+        };
     }
     HeadParse::Fast(FastHead {
         head_len,
@@ -580,6 +579,19 @@ mod tests {
         assert!(!fast(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: te, close\r\n\r\n").keep_alive);
         assert!(!fast(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(fast(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        // `close` wins over a later `keep-alive`, and is seen in any field.
+        assert!(
+            !fast(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n")
+                .keep_alive
+        );
+        let delegated = b"GET * HTTP/1.1\r\nHost: x\r\nConnection: te\r\nConnection: close\r\n\r\n";
+        assert!(matches!(
+            parse_head(delegated),
+            HeadParse::Delegate {
+                keep_alive: false,
+                ..
+            }
+        ));
         assert!(fast(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").keep_alive);
     }
 
@@ -629,7 +641,8 @@ mod tests {
             parse_head(b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
             HeadParse::Delegate {
                 head_len: 79,
-                body: BodyFraming::Chunked
+                body: BodyFraming::Chunked,
+                keep_alive: true,
             }
         );
         for raw in [
@@ -643,7 +656,8 @@ mod tests {
                 parse_head(raw),
                 HeadParse::Delegate {
                     head_len: raw.len(),
-                    body: BodyFraming::Length(0)
+                    body: BodyFraming::Length(0),
+                    keep_alive: true,
                 },
                 "{}",
                 String::from_utf8_lossy(raw)
