@@ -635,11 +635,19 @@ impl RouterApp {
             return;
         };
         loop {
+            let keep_alive = handover.keep_alive;
             match self
                 .delegate(stream, &mut conn.buf, handover, shutdown)
                 .await
             {
-                Some(reused) => stream = reused,
+                Some(reused) if keep_alive => stream = reused,
+                Some(mut reused) => {
+                    // The client asked for a close that the framework may not have seen (it
+                    // reads only the first Connection field): nothing more is read as a request.
+                    let limits = self.settings.load().config.http;
+                    linger(&mut reused, &mut conn, &limits).await;
+                    return;
+                }
                 None => return,
             }
             match self.serve(&mut stream, &mut conn, peer_ip, shutdown).await {
