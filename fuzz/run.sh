@@ -4,7 +4,7 @@
 #   fuzz/run.sh [SECONDS_PER_TARGET]      default 60
 #
 # Environment:
-#   FUZZ_TARGETS     targets to run (default: all six, in the order below)
+#   FUZZ_TARGETS     targets to run (default: all seven, in the order below)
 #   FUZZ_SANITIZER   cargo-fuzz sanitizer: address (default) or none
 #   FUZZ_ARGS        extra libFuzzer arguments for every run (e.g. "-max_len=8192")
 #   FUZZ_KEEP_FILES  inputs kept per target besides the seeds (default 60)
@@ -27,7 +27,7 @@ fuzz_dir="$PWD"
 # with RUSTC_BOOTSTRAP=1 (no nightly toolchain here).
 export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-address}"
-targets="${FUZZ_TARGETS:-request_path client_ip http_head snapshot_json snapshot_yaml config}"
+targets="${FUZZ_TARGETS:-request_path client_ip http_head http_framing snapshot_json snapshot_yaml config}"
 keep_files="${FUZZ_KEEP_FILES:-60}"
 keep_bytes="${FUZZ_KEEP_BYTES:-60000}"
 
