@@ -11,8 +11,7 @@
 //! `n`, `Chunked` where hyper decodes a chunked body), the same body bytes (decoded), and the
 //! next request starting at the same byte (hyper's next request is the one the router parses
 //! from the rest). A request the router accepts and hyper refuses is a disagreement (panic),
-//! unless it is one of the few `DELIBERATE` differences below (or a REPORTED router issue not
-//! fixed yet; `FRAMING_STRICT=1` turns those into disagreements).
+//! unless it is one of the few `DELIBERATE` differences below.
 //!
 //! Router against Pingora: a request the router hands over (delegated, or proxied from the
 //! fast loop) with exactly its bytes must be read by Pingora with the same head, the same body,
@@ -444,8 +443,10 @@ fn frame_all(rt: &tokio::runtime::Runtime, data: &[u8]) -> (Vec<Framed>, End) {
                     framing: body,
                     body: Some(router_body),
                     wire_len: request_len,
-                    // What the framework does with the connection after it.
-                    keep_alive: p.keep_alive,
+                    // The connection goes on only when both keep it: the router closes it (a
+                    // lingering close) after a hand-over whose client asked to close in any
+                    // `Connection` field, even when Pingora (which reads only the first) kept it.
+                    keep_alive: keep_alive && p.keep_alive,
                     switches: p.switches,
                     fast: false,
                 }
@@ -489,8 +490,7 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// Connections the router keeps and hyper closes: one deliberate difference, and known,
-/// reported ones.
+/// Connections the router keeps and hyper closes: one deliberate difference.
 fn keep_alive_difference(request: &Framed, head: &[u8]) -> Option<&'static str> {
     let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -509,28 +509,8 @@ fn keep_alive_difference(request: &Framed, head: &[u8]) -> Option<&'static str> 
             has_token(v, b"keep-alive")
                 && !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
         };
-        if req.version == Some(0) && connection.clone().any(opaque_keep_alive) {
+        if req.version == Some(0) && connection.any(opaque_keep_alive) {
             return Some("obs-text in an HTTP/1.0 Connection field");
-        }
-    } else {
-        // REPORTED to the lead, not deliberate: Pingora (which answers delegated requests)
-        // reads only the first `Connection` field, so `close` in a later one is not seen and
-        // the connection is kept; hyper closes it. The router reads every field and hands the
-        // request over with keep-alive off (`set_keepalive(None)`), but Pingora's
-        // `read_request()` then resets it from the first field (`respect_keepalive()`).
-        // (Pingora's own reading of that field: `close` alone, or a token of a UTF-8 list.)
-        let pingora_close = |v: &[u8]| {
-            v.eq_ignore_ascii_case(b"close")
-                || (std::str::from_utf8(v).is_ok() && has_token(v, b"close"))
-        };
-        // (hyper's: a token of a visible-ASCII value, in any field.)
-        let hyper_close = |v: &[u8]| {
-            v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) && has_token(v, b"close")
-        };
-        let first = connection.next()?;
-        if !strict() && !pingora_close(first) && (hyper_close(first) || connection.any(hyper_close))
-        {
-            return Some("Pingora reads only the first Connection field");
         }
     }
     None
@@ -712,13 +692,6 @@ fn compare(data: &[u8], framed: &[Framed], end: &End, hyper: &HyperRun) {
         }
         End::Stop | End::Limit => {}
     }
-}
-
-/// `FRAMING_STRICT=1`: the REPORTED differences (router issues not fixed yet) are
-/// disagreements too; the DELIBERATE ones still apply.
-fn strict() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("FRAMING_STRICT").is_some())
 }
 
 /// `FRAMING_DEBUG=1`: print both sides' framing of each input (for running single inputs).
