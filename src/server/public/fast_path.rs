@@ -8,6 +8,7 @@ use super::http1::{
     chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
     HeadParse, Refusal,
 };
+use super::idle_timer::IdleTimer;
 use super::lazy_tcp::LazyTcp;
 use crate::config::HttpConfig;
 use crate::metrics::{CloseReason, METRICS};
@@ -114,6 +115,8 @@ struct ConnState {
     accepted: Option<Instant>,
     closing: watch::Receiver<bool>,
     answers: u64,
+    /// The keep-alive idle deadline, from the last request.
+    idle: IdleTimer,
 }
 
 /// A request for the framework at the start of the buffer.
@@ -159,6 +162,7 @@ async fn read_request<S: Connection>(
     limits: &HttpConfig,
     accepted: Option<Instant>,
     closing: &mut watch::Receiver<bool>,
+    idle: &mut IdleTimer,
 ) -> Result<NextRequest, ReadEnd> {
     let header_timeout = limits.header_timeout;
     let mut deadline = accepted.map(|t| t + header_timeout);
@@ -166,12 +170,10 @@ async fn read_request<S: Connection>(
         if *closing.borrow() {
             return Err(ReadEnd::Closing);
         }
-        let idle = limits.keepalive_timeout;
         tokio::select! {
             biased;
-            read = pingora_timeout::timeout(idle, read_more(stream, buf)) => {
-                read.map_err(|_| ReadEnd::Idle)??;
-            }
+            read = read_more(stream, buf) => read?,
+            _ = idle.expired(limits.keepalive_timeout) => return Err(ReadEnd::Idle),
             _ = closing.changed() => return Err(ReadEnd::Closing),
         }
     }
@@ -421,7 +423,15 @@ impl RouterApp {
         loop {
             let limits = self.settings.load().config.http;
             let buf = &mut conn.buf;
-            let next = read_request(stream, buf, &limits, conn.accepted, &mut conn.closing).await;
+            let next = read_request(
+                stream,
+                buf,
+                &limits,
+                conn.accepted,
+                &mut conn.closing,
+                &mut conn.idle,
+            )
+            .await;
             conn.accepted = None;
             let head = match next {
                 Ok(NextRequest::Head(head)) => head,
@@ -566,6 +576,7 @@ impl RouterApp {
                 }
                 return Served::Done;
             }
+            conn.idle.stamp(Instant::now());
         }
     }
 
@@ -618,12 +629,14 @@ impl RouterApp {
             None => None,
         };
         let _open = OpenConnection::new();
+        let accepted = Instant::now();
         let mut conn = ConnState {
             buf: BytesMut::with_capacity(INITIAL_BUFFER),
             out: Vec::with_capacity(512),
-            accepted: Some(Instant::now()),
+            accepted: Some(accepted),
             closing: self.closing.subscribe(),
             answers: 0,
+            idle: IdleTimer::new(accepted),
         };
         let mut tcp = LazyTcp::Plain(tcp);
         let Served::Delegate(mut handover) =
@@ -640,7 +653,10 @@ impl RouterApp {
                 .delegate(stream, &mut conn.buf, handover, shutdown)
                 .await
             {
-                Some(reused) if keep_alive => stream = reused,
+                Some(reused) if keep_alive => {
+                    conn.idle.stamp(Instant::now());
+                    stream = reused;
+                }
                 Some(mut reused) => {
                     // The client asked for a close that the framework may not have seen (it
                     // reads only the first Connection field): nothing more is read as a request.

@@ -43,6 +43,7 @@ async fn serve(app: &RouterApp, input: &[u8]) -> (String, Served) {
         accepted: Some(Instant::now()),
         closing: closing_rx,
         answers: 0,
+        idle: super::IdleTimer::new(Instant::now()),
     };
     let peer: IpAddr = "127.0.0.1".parse().expect("an address");
     let served = app.serve(&mut server, &mut conn, peer, &shutdown).await;

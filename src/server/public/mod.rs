@@ -5,5 +5,6 @@
 pub mod client_limit;
 pub mod fast_path;
 pub mod http1;
+mod idle_timer;
 pub mod lazy_tcp;
 pub mod listeners;
