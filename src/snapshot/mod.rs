@@ -11,6 +11,7 @@ mod health_cell;
 mod load;
 pub mod model;
 pub mod prefix_table;
+mod stream_avoid;
 pub mod weighted;
 
 pub use compile::{compile, Problem};
@@ -25,6 +26,7 @@ use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
+pub use stream_avoid::StallEffect;
 use weighted::WeightedTable;
 
 /// How an edge is chosen among a region's eligible edges.

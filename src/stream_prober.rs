@@ -1,0 +1,1 @@
+//! The stream prober (see `stream_health`).
