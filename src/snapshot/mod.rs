@@ -252,6 +252,11 @@ impl ContentTable {
         self.paths.len()
     }
 
+    /// Every chosen stream or record path, with its row id.
+    pub fn paths(&self) -> &[ContentPath] {
+        &self.paths
+    }
+
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }

@@ -263,6 +263,73 @@ impl StreamHealth {
     }
 }
 
+/// What one fetched playlist (its status and body) says about a pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    Observed(Observation),
+    /// A multivariant playlist: its first variant (unresolved) says more.
+    Follow(String),
+    /// Nothing about liveness; the bounded result label says why.
+    Nothing(&'static str),
+}
+
+impl Judgement {
+    /// The result label (`ok`, `not_found`, ...) of metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Judgement::Observed(Observation::At(_)) => "ok",
+            Judgement::Observed(Observation::NotFound) => "not_found",
+            Judgement::Follow(_) => "multivariant",
+            Judgement::Nothing(why) => why,
+        }
+    }
+}
+
+/// Judges an edge's answer to a live playlist request: 404 means the edge does not serve the
+/// stream; another non-2xx status is the edge's own health's business (says nothing here).
+pub fn judge(status: u16, body: &[u8]) -> Judgement {
+    match status {
+        404 => Judgement::Observed(Observation::NotFound),
+        200..=299 => match playlist::read(body) {
+            playlist::Reading::Live(position) => Judgement::Observed(Observation::At(position)),
+            playlist::Reading::Multivariant { first_variant } => Judgement::Follow(first_variant),
+            playlist::Reading::Unusable(_) => Judgement::Nothing("unusable"),
+        },
+        _ => Judgement::Nothing("bad_status"),
+    }
+}
+
+impl StreamHealth {
+    /// The passive entry point: a live playlist of `key` that passed through the router
+    /// (status and whole body). Returns the result label.
+    pub fn observe_proxied(
+        &self,
+        key: PairKey,
+        names: &PairNames,
+        status: u16,
+        body: &[u8],
+        now_ms: u64,
+        stall_factor: u32,
+    ) -> &'static str {
+        let judgement = judge(status, body);
+        match &judgement {
+            Judgement::Observed(observation) => {
+                self.observe(
+                    key,
+                    names,
+                    *observation,
+                    Source::Passive,
+                    now_ms,
+                    stall_factor,
+                );
+            }
+            // A multivariant playlist names no segment: the probes follow it, players too.
+            Judgement::Follow(_) | Judgement::Nothing(_) => {}
+        }
+        judgement.label()
+    }
+}
+
 fn log_all_stalled_over(stream: Id, region: Id) {
     log::info!(
         "stream health: stream id {stream} is no longer stalled on every eligible edge of region {region}"
@@ -361,6 +428,51 @@ mod tests {
         let t = health.observe(key, &names(), at(6), Source::Passive, 4000, 3);
         assert_eq!(t, Some(Transition::Advancing));
         assert!(health.overlay().view().is_none());
+    }
+
+    #[test]
+    fn proxied_playlists_are_judged_like_probes() {
+        let health = StreamHealth::default();
+        let key = PairKey {
+            edge_id: 3,
+            stream_id: 11,
+        };
+        let frozen =
+            b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:1,\ns7.ts\n";
+        assert_eq!(
+            health.observe_proxied(key, &names(), 200, frozen, 0, 3),
+            "ok"
+        );
+        assert_eq!(
+            health.observe_proxied(key, &names(), 200, frozen, 3001, 3),
+            "ok"
+        );
+        assert_eq!(health.stalled().len(), 1);
+        assert_eq!(health.stalled()[0].source, Source::Passive);
+        assert_eq!(
+            health.observe_proxied(key, &names(), 503, b"", 4000, 3),
+            "bad_status"
+        );
+        assert_eq!(
+            health.observe_proxied(key, &names(), 200, b"junk", 4000, 3),
+            "unusable"
+        );
+        assert_eq!(
+            health.observe_proxied(
+                key,
+                &names(),
+                200,
+                b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n",
+                4000,
+                3
+            ),
+            "multivariant"
+        );
+        assert_eq!(health.stalled().len(), 1, "none of those changes the state");
+        assert_eq!(
+            health.observe_proxied(key, &names(), 404, b"", 4000, 3),
+            "not_found"
+        );
     }
 
     #[test]
