@@ -226,7 +226,7 @@ mod tests {
         let s = snapshot();
         let stalled = StalledPairs::from_pairs([(2, 11)]);
         let policy = RoutingPolicy::default();
-        let mut edges_of = |path: &str| {
+        let edges_of = |path: &str| {
             let mut seen = std::collections::BTreeSet::new();
             for random in 0..400u64 {
                 let facts = RequestFacts {
