@@ -179,15 +179,24 @@ pub fn explain_with_streams(
             region_id,
             subnet_id,
             target,
-        } => json!({
-            "status": 302, "location": location, "edge_id": edge_id, "region_id": region_id,
-            "subnet_id": subnet_id, "panic_mode": target.panic,
-            "stream_stall": match target.stall {
-                StallEffect::None => "none",
-                StallEffect::Avoided => "avoided stalled edges",
-                StallEffect::AllStalled => "every healthy edge stalled: routed as if none were",
-            },
-        }),
+        } => {
+            let mut result = json!({
+                "status": 302, "location": location, "edge_id": edge_id, "region_id": region_id,
+                "subnet_id": subnet_id, "panic_mode": target.panic,
+            });
+            // Only when stream health touched the choice.
+            let stall = match target.stall {
+                StallEffect::None => None,
+                StallEffect::Avoided => Some("avoided stalled edges"),
+                StallEffect::AllStalled => {
+                    Some("every healthy edge stalled: routed as if none were")
+                }
+            };
+            if let Some(stall) = stall {
+                result["stream_stall"] = json!(stall);
+            }
+            result
+        }
         Outcome::NotFound(why) => json!({"status": 404, "reason": format!("{why:?}")}),
         Outcome::BadRequest(why) => json!({"status": 400, "reason": format!("{why:?}")}),
         Outcome::MethodNotAllowed => json!({"status": 405}),
