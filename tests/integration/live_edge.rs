@@ -1,8 +1,9 @@
-//! A fake edge serving live HLS media playlists that advance with time (one segment per
-//! `segment`), for the stream-health suite: each channel path can be frozen (its playlist stops
+//! A fake edge serving live HLS media playlists (and DASH MPDs for paths ending `.mpd`) that
+//! advance with time (one segment per `segment`), for the stream-health suite: each channel path can be frozen (its playlist stops
 //! advancing) or removed (404) while the router runs, probes (User-Agent
 //! `cti-kaltura-stream-probe/...`) can be refused with 503, and every playlist request is
-//! counted with its time. `/healthcheck` answers `200 OK`. One thread per connection,
+//! counted with its time. `DIR/master.m3u8` is a multivariant playlist naming `media.m3u8`
+//! when `DIR/media.m3u8` is served. `/healthcheck` answers `200 OK`. One thread per connection,
 //! `Connection: close`; dropping the fake stops it.
 
 use crate::fake_edge::HEALTH_PATH;
@@ -148,6 +149,26 @@ fn sequence_at(started: Instant, segment: Duration) -> u64 {
     1000 + (started.elapsed().as_millis() / segment.as_millis().max(1)) as u64
 }
 
+/// A live DASH MPD (`SegmentTimeline`, timescale 1000) whose newest segment is number `last`.
+pub fn dash_mpd(last: u64, segment: Duration) -> String {
+    let d = segment.as_millis() as u64;
+    let first = last.saturating_sub(2);
+    format!(
+        r#"<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z"
+     minimumUpdatePeriod="PT1S">
+  <Period id="0" start="PT0S"><AdaptationSet mimeType="video/mp4">
+    <SegmentTemplate timescale="1000" media="v_$Time$.m4s" initialization="v_init.mp4">
+      <SegmentTimeline><S t="{}" d="{d}" r="2"/></SegmentTimeline>
+    </SegmentTemplate>
+    <Representation id="v" bandwidth="800000"/>
+  </AdaptationSet></Period>
+</MPD>
+"#,
+        first * d
+    )
+}
+
 /// An HLS media playlist whose last segment is `last`: three segments.
 pub fn media_playlist(last: u64, segment: Duration) -> String {
     let target = segment.as_secs_f64().ceil().max(1.0) as u64;
@@ -215,23 +236,38 @@ fn serve(mut stream: TcpStream, shared: &Mutex<Shared>, started: Instant, segmen
             at: Instant::now(),
             probe,
         });
-        match shared.copies.get(&path) {
-            _ if probe && shared.refuse_probes => {
+        // `DIR/master.m3u8` is a multivariant playlist whose only variant is `DIR/media.m3u8`.
+        if let Some(dir) = path.strip_suffix("/master.m3u8") {
+            if shared.copies.contains_key(&format!("{dir}/media.m3u8")) {
+                let body = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nmedia.m3u8\n";
+                return answer(&mut stream, "200 OK", "application/vnd.apple.mpegurl", body);
+            }
+        }
+        let last = match shared.copies.get(&path) {
+            _ if probe && shared.refuse_probes => None,
+            None | Some(Copy::Missing) => None,
+            Some(Copy::Frozen(at)) => Some(*at),
+            Some(Copy::Advancing) => Some(sequence_at(started, segment)),
+        };
+        match last {
+            None if probe && shared.refuse_probes => {
                 ("503 Service Unavailable", "text/plain", String::new())
             }
-            None | Some(Copy::Missing) => ("404 Not Found", "text/plain", String::new()),
-            Some(Copy::Frozen(at)) => (
+            None => ("404 Not Found", "text/plain", String::new()),
+            Some(last) if path.ends_with(".mpd") => {
+                ("200 OK", "application/dash+xml", dash_mpd(last, segment))
+            }
+            Some(last) => (
                 "200 OK",
                 "application/vnd.apple.mpegurl",
-                media_playlist(*at, segment),
-            ),
-            Some(Copy::Advancing) => (
-                "200 OK",
-                "application/vnd.apple.mpegurl",
-                media_playlist(sequence_at(started, segment), segment),
+                media_playlist(last, segment),
             ),
         }
     };
+    answer(&mut stream, status, content_type, &body);
+}
+
+fn answer(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) {
     let edge = stream
         .local_addr()
         .map(|a| a.ip().to_string())

@@ -447,3 +447,96 @@ fn the_probe_budget_holds_with_a_hot_set_larger_than_it_covers() {
         CHANNELS as f64
     );
 }
+
+#[test]
+fn multivariant_playlists_are_followed_and_dash_mpds_judged() {
+    let paths = ["/live/mv/media.m3u8", "/live/dash.mpd"];
+    let a = LiveEdge::start(69, &paths, SEGMENT);
+    let b = LiveEdge::start(70, &paths, SEGMENT);
+    let mut doc = snapshot(&[(1, &a), (2, &b)], 2);
+    // ch1: an HLS stream whose path is a multivariant playlist; ch2: a DASH stream.
+    doc["tv_streams"] = json!([
+        {"id": 101, "linear_channel_id": 1, "stream_path": "/live/mv/master.m3u8",
+         "status": "ACTIVE", "protocol": "HLS", "encryption": "NONE"},
+        {"id": 102, "linear_channel_id": 2, "stream_path": "/live/dash.mpd",
+         "status": "ACTIVE", "protocol": "MPD", "encryption": "NONE"}
+    ]);
+    let router = start(doc, &["min_round_interval_ms: 200", "passive: false"], &[]);
+    let players = || {
+        router.get("/btv/live/hls/ch1");
+        router.get("/btv/live/mpd/ch2");
+    };
+    try_poll_for(
+        "probes of the variant and the MPD",
+        SETTLE,
+        Duration::from_millis(100),
+        || {
+            players();
+            let counts = [
+                a.probes_of("/live/mv/media.m3u8"),
+                a.probes_of("/live/dash.mpd"),
+            ];
+            if counts.iter().all(|&c| c >= 2) {
+                Ok(())
+            } else {
+                Err(format!("{counts:?}"))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
+    assert_eq!(
+        stalled_pairs(&router),
+        BTreeSet::new(),
+        "advancing copies are not stalled"
+    );
+    let metrics = scrape(&router);
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "cti_kaltura_stream_probes_total",
+            &[("result", "unusable")]
+        ),
+        0.0,
+        "every answer was read"
+    );
+
+    a.freeze("/live/mv/media.m3u8");
+    a.freeze("/live/dash.mpd");
+    try_poll_for(
+        "both copies on edge A stalled",
+        SETTLE,
+        Duration::from_millis(100),
+        || {
+            players();
+            let now = stalled_pairs(&router);
+            let want = BTreeSet::from([
+                (a.host(), "/live/mv/master.m3u8".to_string()),
+                (a.host(), "/live/dash.mpd".to_string()),
+            ]);
+            if now == want {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
+    for path in ["/btv/live/hls/ch1", "/btv/live/mpd/ch2"] {
+        let edges: BTreeSet<String> = (0..30)
+            .map(|_| {
+                let response = router.get(path);
+                assert_eq!(response.status, 302, "{}", response.summary());
+                response.location().to_string()
+            })
+            .map(|location| {
+                location
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim_start_matches("//")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(edges, BTreeSet::from([b.host()]), "{path}");
+    }
+}
