@@ -1,8 +1,10 @@
 //! Stream health per (edge, live stream) against fake live edges whose playlists advance one
 //! segment a second: a frozen copy of one channel on one edge stops receiving that channel's
 //! players (and only that channel's) and comes back when it advances again; a channel frozen
-//! on every edge routes as if it were not; the passive path reads playlists proxied through
-//! the router; the probe budget holds with a hot set larger than it covers.
+//! on every edge routes as if it were not; a 404 counts as stalled; a multivariant playlist is
+//! followed and a DASH MPD judged; the passive path reads playlists proxied through the
+//! router; the probe budget holds with a hot set larger than it covers; SIGHUP switches it
+//! off (every pair released, no probes) and on again.
 
 use crate::fake_edge::{edge, RegionSpec};
 use crate::harness::{try_poll_for, Router, Setup};
@@ -539,4 +541,63 @@ fn multivariant_playlists_are_followed_and_dash_mpds_judged() {
             .collect();
         assert_eq!(edges, BTreeSet::from([b.host()]), "{path}");
     }
+}
+
+#[test]
+fn switching_stream_health_off_by_sighup_releases_every_pair() {
+    let a = LiveEdge::start(73, &["/live/ch1.m3u8"], SEGMENT);
+    let b = LiveEdge::start(74, &["/live/ch1.m3u8"], SEGMENT);
+    a.set_copy("/live/ch1.m3u8", crate::live_edge::Copy::Missing);
+    let router = start(
+        snapshot(&[(1, &a), (2, &b)], 1),
+        &["min_round_interval_ms: 200", "passive: false"],
+        &[],
+    );
+    wait_stalled(&router, &BTreeSet::from([pair(&a, 1)]), &[1]);
+    assert_eq!(spread(&router, 1, 30), BTreeSet::from([b.host()]));
+
+    let config_path = router.dir().join(crate::harness::CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).expect("read config");
+    let set = |enabled: bool| {
+        let edited = text.replace(
+            "  stream_health:\n",
+            &format!("  stream_health:\n    enabled: {enabled}\n"),
+        );
+        assert_ne!(edited, text, "no stream_health section in:\n{text}");
+        std::fs::write(&config_path, edited).expect("write config");
+        router.wait_sighup_handler();
+        router.sighup();
+    };
+    set(false);
+    try_poll_for(
+        "stream health off",
+        SETTLE,
+        Duration::from_millis(100),
+        || {
+            let streams = debug_streams(&router);
+            if streams["enabled"] == false && streams["stalled_pairs"] == 0 {
+                Ok(())
+            } else {
+                Err(streams.to_string())
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
+    assert_eq!(
+        spread(&router, 1, 40),
+        BTreeSet::from([a.host(), b.host()]),
+        "nothing is avoided with stream health off"
+    );
+    // A probe started just before the switch may still land in the first window; none after.
+    std::thread::sleep(Duration::from_millis(600));
+    let probes_when_off = a.probes_of("/live/ch1.m3u8");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        a.probes_of("/live/ch1.m3u8"),
+        probes_when_off,
+        "no probes while off (5 rounds would have run)"
+    );
+
+    set(true);
+    wait_stalled(&router, &BTreeSet::from([pair(&a, 1)]), &[1]);
 }
