@@ -163,6 +163,8 @@ struct Round {
     budget: ProbeBudget,
     budget_rate: u32,
     queue: RoundQueue<ProbeTarget>,
+    /// The overlay generation last reviewed for streams stalled on every edge of a region.
+    reviewed: u64,
 }
 
 pub struct StreamProber {
@@ -210,8 +212,8 @@ impl StreamProber {
         STREAM_METRICS.hot_set_entries.set(hot.len() as i64);
         let targets = match self.state.snapshot() {
             Some(snapshot) => {
-                let all_stalled = streams.review_regions(&snapshot);
-                STREAM_METRICS.all_stalled.set(all_stalled as i64);
+                // Health and the snapshot change too: review each round, not only on transitions.
+                self.review_regions(round, &snapshot);
                 targets(&snapshot, &hot)
             }
             None => Vec::new(),
@@ -223,7 +225,20 @@ impl StreamProber {
         STREAM_METRICS.watched_pairs.set(streams.watched() as i64);
     }
 
+    /// Logs streams stalled on every eligible edge of a region (once each way).
+    fn review_regions(&self, round: &mut Round, snapshot: &Snapshot) {
+        let streams = self.state.streams();
+        round.reviewed = streams.overlay().generation();
+        let all_stalled = streams.review_regions(snapshot);
+        STREAM_METRICS.all_stalled.set(all_stalled as i64);
+    }
+
     fn tick(&self, round: &mut Round, config: &StreamHealthConfig, now_ms: u64) {
+        if round.reviewed != self.state.streams().overlay().generation() {
+            if let Some(snapshot) = self.state.snapshot() {
+                self.review_regions(round, &snapshot);
+            }
+        }
         if round.budget_rate != config.probes_per_sec {
             round.budget = ProbeBudget::new(config.probes_per_sec, TICK.as_millis() as u64);
             round.budget_rate = config.probes_per_sec;
@@ -294,6 +309,7 @@ impl BackgroundService for StreamProber {
             budget: ProbeBudget::new(1, TICK.as_millis() as u64),
             budget_rate: 0,
             queue: RoundQueue::default(),
+            reviewed: 0,
         };
         let mut was_on = false;
         loop {

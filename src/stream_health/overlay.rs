@@ -5,7 +5,7 @@
 use crate::snapshot::Id;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// For each live stream (tv_stream id) with a stalled copy: the ids of the edges whose copy
@@ -62,6 +62,8 @@ impl StalledPairs {
 pub struct StalledOverlay {
     count: AtomicUsize,
     pairs: ArcSwap<StalledPairs>,
+    /// Bumped by every publication, so a reader can tell a change it has not seen.
+    generation: AtomicU64,
 }
 
 impl StalledOverlay {
@@ -80,6 +82,12 @@ impl StalledOverlay {
         // The map first, so a reader that sees the count sees (at least) this map.
         self.pairs.store(Arc::new(pairs));
         self.count.store(count, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times pairs were published.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn len(&self) -> usize {
