@@ -66,7 +66,9 @@ impl Liveness {
         self.observed_at_ms = now_ms;
         let position = match observation {
             Observation::NotFound => {
-                if self.stalled.is_some_and(|(_, c)| c == StallCause::NotFound) {
+                if let Some((_, cause)) = &mut self.stalled {
+                    // Already stalled: still since then, now for this reason.
+                    *cause = StallCause::NotFound;
                     return None;
                 }
                 self.stalled = Some((now_ms, StallCause::NotFound));
@@ -160,6 +162,16 @@ mod tests {
             run(&[(0, frozen), (3001, frozen)]),
             vec![(3001, Transition::Stalled(StallCause::NotAdvancing))]
         );
+    }
+
+    #[test]
+    fn a_stalled_copy_that_starts_answering_404_stays_stalled_since_the_first_time() {
+        let mut l = Liveness::default();
+        let frozen = at(2);
+        l.observe(frozen, 0, 3);
+        assert!(l.observe(frozen, 3500, 3).is_some());
+        assert_eq!(l.observe(Observation::NotFound, 4000, 3), None);
+        assert_eq!(l.stalled, Some((3500, StallCause::NotFound)));
     }
 
     #[test]
