@@ -130,6 +130,31 @@ fn wait_stalled(router: &Router, want: &BTreeSet<(String, String)>, players: &[u
     .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
 }
 
+/// Polls (asking as `players` do meanwhile) until every `(edge, path)` copy was probed at least
+/// twice; then no pair may be stalled (every copy advances so far).
+fn wait_probed(router: &Router, copies: &[(&LiveEdge, &str)], players: impl Fn()) {
+    try_poll_for(
+        "probes of every copy",
+        SETTLE,
+        Duration::from_millis(100),
+        || {
+            players();
+            let counts: Vec<usize> = copies.iter().map(|(e, p)| e.probes_of(p)).collect();
+            if counts.iter().all(|&c| c >= 2) {
+                Ok(())
+            } else {
+                Err(format!("{counts:?}"))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
+    assert_eq!(
+        stalled_pairs(router),
+        BTreeSet::new(),
+        "advancing copies are not stalled"
+    );
+}
+
 fn pair(edge: &LiveEdge, n: usize) -> (String, String) {
     (edge.host(), channel_path(n))
 }
@@ -148,31 +173,14 @@ fn a_frozen_copy_loses_its_channels_players_only_and_wins_them_back() {
         &[],
     );
     // Players of both channels make them hot; both edges' copies get probed.
-    try_poll_for(
-        "probes of both channels on both edges",
-        SETTLE,
-        Duration::from_millis(100),
+    let (ch1, ch2) = ("/live/ch1.m3u8", "/live/ch2.m3u8");
+    wait_probed(
+        &router,
+        &[(&a, ch1), (&a, ch2), (&b, ch1), (&b, ch2)],
         || {
             spread(&router, 1, 1);
             spread(&router, 2, 1);
-            let counts = [
-                a.probes_of("/live/ch1.m3u8"),
-                a.probes_of("/live/ch2.m3u8"),
-                b.probes_of("/live/ch1.m3u8"),
-                b.probes_of("/live/ch2.m3u8"),
-            ];
-            if counts.iter().all(|&c| c >= 2) {
-                Ok(())
-            } else {
-                Err(format!("{counts:?}"))
-            }
         },
-    )
-    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
-    assert_eq!(
-        stalled_pairs(&router),
-        BTreeSet::new(),
-        "advancing copies are not stalled"
     );
     assert_eq!(
         spread(&router, 1, 40).len(),
@@ -280,10 +288,11 @@ fn a_frozen_copy_loses_its_channels_players_only_and_wins_them_back() {
     );
 }
 
-#[test]
-fn an_edge_without_the_channel_counts_as_stalled_for_it() {
-    let a = LiveEdge::start(63, &["/live/ch1.m3u8"], SEGMENT);
-    let b = LiveEdge::start(64, &["/live/ch1.m3u8"], SEGMENT);
+/// Edges A (`127.0.0.{host_a}`, without ch1: 404) and B (with it), a router on them; returns
+/// once A's copy of ch1 is stalled for not being found and ch1's players go to B only.
+fn start_with_a_missing_copy(host_a: u8, host_b: u8) -> (LiveEdge, LiveEdge, Router) {
+    let a = LiveEdge::start(host_a, &["/live/ch1.m3u8"], SEGMENT);
+    let b = LiveEdge::start(host_b, &["/live/ch1.m3u8"], SEGMENT);
     a.set_copy("/live/ch1.m3u8", crate::live_edge::Copy::Missing);
     let router = start(
         snapshot(&[(1, &a), (2, &b)], 1),
@@ -293,6 +302,12 @@ fn an_edge_without_the_channel_counts_as_stalled_for_it() {
     wait_stalled(&router, &BTreeSet::from([pair(&a, 1)]), &[1]);
     assert_eq!(debug_streams(&router)["stalled"][0]["cause"], "not_found");
     assert_eq!(spread(&router, 1, 30), BTreeSet::from([b.host()]));
+    (a, b, router)
+}
+
+#[test]
+fn an_edge_without_the_channel_counts_as_stalled_for_it() {
+    start_with_a_missing_copy(63, 64);
 }
 
 #[test]
@@ -468,28 +483,10 @@ fn multivariant_playlists_are_followed_and_dash_mpds_judged() {
         router.get("/btv/live/hls/ch1");
         router.get("/btv/live/mpd/ch2");
     };
-    try_poll_for(
-        "probes of the variant and the MPD",
-        SETTLE,
-        Duration::from_millis(100),
-        || {
-            players();
-            let counts = [
-                a.probes_of("/live/mv/media.m3u8"),
-                a.probes_of("/live/dash.mpd"),
-            ];
-            if counts.iter().all(|&c| c >= 2) {
-                Ok(())
-            } else {
-                Err(format!("{counts:?}"))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\nrouter stderr:\n{}", router.stderr()));
-    assert_eq!(
-        stalled_pairs(&router),
-        BTreeSet::new(),
-        "advancing copies are not stalled"
+    wait_probed(
+        &router,
+        &[(&a, "/live/mv/media.m3u8"), (&a, "/live/dash.mpd")],
+        players,
     );
     let metrics = scrape(&router);
     assert_eq!(
@@ -545,17 +542,7 @@ fn multivariant_playlists_are_followed_and_dash_mpds_judged() {
 
 #[test]
 fn switching_stream_health_off_by_sighup_releases_every_pair() {
-    let a = LiveEdge::start(73, &["/live/ch1.m3u8"], SEGMENT);
-    let b = LiveEdge::start(74, &["/live/ch1.m3u8"], SEGMENT);
-    a.set_copy("/live/ch1.m3u8", crate::live_edge::Copy::Missing);
-    let router = start(
-        snapshot(&[(1, &a), (2, &b)], 1),
-        &["min_round_interval_ms: 200", "passive: false"],
-        &[],
-    );
-    wait_stalled(&router, &BTreeSet::from([pair(&a, 1)]), &[1]);
-    assert_eq!(spread(&router, 1, 30), BTreeSet::from([b.host()]));
-
+    let (a, b, router) = start_with_a_missing_copy(73, 74);
     let config_path = router.dir().join(crate::harness::CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).expect("read config");
     let set = |enabled: bool| {
