@@ -13,4 +13,6 @@ pub mod snapshot;
 pub mod sources;
 pub mod startup;
 pub mod state;
+pub mod stream_health;
+pub mod stream_prober;
 pub mod vocab;

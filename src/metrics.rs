@@ -307,6 +307,65 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// Stream health metrics (per edge and live stream); no per-stream or per-edge labels.
+pub struct StreamMetrics {
+    /// (edge, stream) pairs stalled right now; set on every prober tick and scrape.
+    pub stalled_pairs: IntGauge,
+    /// (edge, stream) pairs watched (probed or read) right now.
+    pub watched_pairs: IntGauge,
+    /// (stream, region) entries in the hot set of the last probe round.
+    pub hot_set_entries: IntGauge,
+    /// (stream, region) entries where every eligible edge has the stream stalled.
+    pub all_stalled: IntGauge,
+    /// Probes by result (ok, not_found, bad_status, timeout, error, too_large, unusable).
+    pub probes: IntCounterVec,
+    /// Proxied live playlists read, by the same results.
+    pub passive_reads: IntCounterVec,
+    /// Pair transitions, by the state entered (stalled, advancing).
+    pub transitions: IntCounterVec,
+}
+
+pub static STREAM_METRICS: LazyLock<StreamMetrics> = LazyLock::new(|| StreamMetrics {
+    stalled_pairs: register_int_gauge!(
+        "cti_kaltura_stream_stalled_pairs",
+        "(edge, live stream) pairs whose copy is stalled and avoided"
+    )
+    .expect("metric registers once"),
+    watched_pairs: register_int_gauge!(
+        "cti_kaltura_stream_watched_pairs",
+        "(edge, live stream) pairs watched by stream health"
+    )
+    .expect("metric registers once"),
+    hot_set_entries: register_int_gauge!(
+        "cti_kaltura_stream_hot_set_entries",
+        "(stream, region) entries probed in the last round"
+    )
+    .expect("metric registers once"),
+    all_stalled: register_int_gauge!(
+        "cti_kaltura_stream_all_stalled",
+        "(stream, region) entries stalled on every eligible edge (routed as if none were)"
+    )
+    .expect("metric registers once"),
+    probes: register_int_counter_vec!(
+        "cti_kaltura_stream_probes_total",
+        "Stream probes by result (ok, not_found, bad_status, timeout, error, too_large, unusable)",
+        &["result"]
+    )
+    .expect("metric registers once"),
+    passive_reads: register_int_counter_vec!(
+        "cti_kaltura_stream_passive_reads_total",
+        "Live playlists read as they passed through in proxy mode, by result",
+        &["result"]
+    )
+    .expect("metric registers once"),
+    transitions: register_int_counter_vec!(
+        "cti_kaltura_stream_transitions_total",
+        "(edge, live stream) pair transitions, by the state entered (stalled, advancing)",
+        &["to"]
+    )
+    .expect("metric registers once"),
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

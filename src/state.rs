@@ -4,6 +4,7 @@
 use crate::health::HealthRegistry;
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
+use crate::stream_health::StreamHealth;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ pub struct RefusedSummary {
 pub struct RouterState {
     snapshot: ArcSwapOption<Snapshot>,
     health: HealthRegistry,
+    /// Stream health: the stalled-pairs overlay, the hot set, each watched pair.
+    streams: StreamHealth,
     last_success_unix: AtomicU64,
     last_refused: Mutex<Option<RefusedSummary>>,
 }
@@ -53,6 +56,12 @@ impl RouterState {
     /// Health cells and checker records, by server id.
     pub fn health(&self) -> &HealthRegistry {
         &self.health
+    }
+
+    /// Stream health (per edge and live stream), beside the snapshot and edge health.
+    #[inline]
+    pub fn streams(&self) -> &StreamHealth {
+        &self.streams
     }
 
     /// Publishes a new snapshot: requests already in flight finish on the old one. Servers

@@ -33,6 +33,7 @@ pub struct Config {
     pub management: ManagementConfig,
     pub client_ip: ClientIpConfig,
     pub health: HealthConfig,
+    pub stream_health: StreamHealthConfig,
     pub http: HttpConfig,
     pub redirect: RedirectConfig,
     pub routes: RoutesConfig,
@@ -49,6 +50,7 @@ impl Default for Config {
             management: ManagementConfig::default(),
             client_ip: ClientIpConfig::default(),
             health: HealthConfig::default(),
+            stream_health: StreamHealthConfig::default(),
             http: HttpConfig::default(),
             redirect: RedirectConfig::default(),
             routes: RoutesConfig::default(),
@@ -208,6 +210,56 @@ impl Default for HealthConfig {
             panic_mode: true,
             tls_verify: true,
         }
+    }
+}
+
+/// The largest `router.stream_health.hot_set_size` (the hot-set table has room for it).
+pub const MAX_HOT_SET: usize = 20_000;
+
+/// Per (edge, stream) liveness of live streams (`router.stream_health`); on only while
+/// `router.health.enabled` is true as well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHealthConfig {
+    /// `false` turns stream health off (no probes, no passive reading, nothing avoided).
+    pub enabled: bool,
+    /// A copy is stalled when its position has not changed for this many target durations.
+    pub stall_factor: u32,
+    /// Most probes started per second, over all edges and streams.
+    pub probes_per_sec: u32,
+    /// Most (stream, region) entries probed: the streams players asked for most recently.
+    pub hot_set_size: usize,
+    /// A stream nobody asked for in this long leaves the hot set.
+    pub hot_ttl: Duration,
+    /// Per probe (both requests when a multivariant playlist is followed).
+    pub probe_timeout: Duration,
+    /// A playlist or MPD larger than this is not read (probe or proxied).
+    pub max_playlist_bytes: usize,
+    /// Shortest time between the starts of two probe rounds over the hot set.
+    pub min_round_interval: Duration,
+    /// Read live playlists proxied through the router too.
+    pub passive: bool,
+}
+
+impl Default for StreamHealthConfig {
+    fn default() -> Self {
+        StreamHealthConfig {
+            enabled: true,
+            stall_factor: 3,
+            probes_per_sec: 50,
+            hot_set_size: 1000,
+            hot_ttl: Duration::from_secs(60),
+            probe_timeout: Duration::from_millis(2000),
+            max_playlist_bytes: 1024 * 1024,
+            min_round_interval: Duration::from_millis(1000),
+            passive: true,
+        }
+    }
+}
+
+impl Config {
+    /// Whether stream health runs: its own switch and edge health's.
+    pub fn stream_health_on(&self) -> bool {
+        self.health.enabled && self.stream_health.enabled
     }
 }
 
@@ -483,6 +535,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
     client_ip.finish(errors);
 
     let health = read_health(router.section("health", errors), errors);
+    let stream_health = read_stream_health(router.section("stream_health", errors), errors);
 
     let http_config = read_http(router.section("http", errors), errors);
 
@@ -520,6 +573,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         },
         client_ip: ClientIpConfig { trusted_proxies },
         health,
+        stream_health,
         http: http_config,
         redirect: RedirectConfig {
             append_query_string,
@@ -749,6 +803,53 @@ fn read_health(mut health: Section<'_>, errors: &mut Errors) -> HealthConfig {
         tls_verify: health.bool("tls_verify", d.tls_verify, errors),
     };
     health.finish(errors);
+    config
+}
+
+fn read_stream_health(mut section: Section<'_>, errors: &mut Errors) -> StreamHealthConfig {
+    let d = StreamHealthConfig::default();
+    let config = StreamHealthConfig {
+        enabled: section.bool("enabled", d.enabled, errors),
+        stall_factor: section.u64_in("stall_factor", d.stall_factor.into(), 1..=100, errors) as u32,
+        probes_per_sec: section.u64_in(
+            "probes_per_sec",
+            d.probes_per_sec.into(),
+            1..=100_000,
+            errors,
+        ) as u32,
+        hot_set_size: section.u64_in(
+            "hot_set_size",
+            d.hot_set_size as u64,
+            1..=MAX_HOT_SET as u64,
+            errors,
+        ) as usize,
+        hot_ttl: Duration::from_secs(section.u64_in(
+            "hot_ttl_secs",
+            d.hot_ttl.as_secs(),
+            1..=86_400,
+            errors,
+        )),
+        probe_timeout: Duration::from_millis(section.u64_in(
+            "probe_timeout_ms",
+            d.probe_timeout.as_millis() as u64,
+            10..=60_000,
+            errors,
+        )),
+        max_playlist_bytes: section.u64_in(
+            "max_playlist_bytes",
+            d.max_playlist_bytes as u64,
+            1024..=64 * 1024 * 1024,
+            errors,
+        ) as usize,
+        min_round_interval: Duration::from_millis(section.u64_in(
+            "min_round_interval_ms",
+            d.min_round_interval.as_millis() as u64,
+            100..=600_000,
+            errors,
+        )),
+        passive: section.bool("passive", d.passive, errors),
+    };
+    section.finish(errors);
     config
 }
 

@@ -210,6 +210,32 @@ fn health_defaults_and_bounds() {
 }
 
 #[test]
+fn stream_health_keys_are_validated_by_path() {
+    let errors = errors_of(
+        "router:\n  routing:\n    file: r.yaml\n  stream_health:\n    stall_factor: 0\n    probes_per_sec: -1\n    hot_set_size: 20001\n    probe_timeout_ms: 5\n    bogus: 1\n",
+    );
+    for key in [
+        "router.stream_health.stall_factor",
+        "router.stream_health.probes_per_sec",
+        "router.stream_health.hot_set_size",
+        "router.stream_health.probe_timeout_ms",
+        "router.stream_health.bogus",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(key)),
+            "{key} not named in {errors:?}"
+        );
+    }
+    let config = Config::from_yaml(
+        "router:\n  routing:\n    file: r.yaml\n  health:\n    enabled: false\n  stream_health:\n    stall_factor: 5\n",
+    )
+    .unwrap();
+    assert_eq!(config.stream_health.stall_factor, 5);
+    assert!(!config.stream_health_on(), "off with edge health off");
+    assert!(Config::default().stream_health_on());
+}
+
+#[test]
 fn routes_default_to_redirect_and_weighted_random() {
     use crate::routing::RouteKind;
     let c = Config::from_yaml(
@@ -350,6 +376,42 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
         ("router.health.panic_mode", d.health.panic_mode.to_string()),
         ("router.health.tls_verify", d.health.tls_verify.to_string()),
         (
+            "router.stream_health.enabled",
+            d.stream_health.enabled.to_string(),
+        ),
+        (
+            "router.stream_health.stall_factor",
+            d.stream_health.stall_factor.to_string(),
+        ),
+        (
+            "router.stream_health.probes_per_sec",
+            d.stream_health.probes_per_sec.to_string(),
+        ),
+        (
+            "router.stream_health.hot_set_size",
+            d.stream_health.hot_set_size.to_string(),
+        ),
+        (
+            "router.stream_health.hot_ttl_secs",
+            secs(d.stream_health.hot_ttl),
+        ),
+        (
+            "router.stream_health.probe_timeout_ms",
+            millis(d.stream_health.probe_timeout),
+        ),
+        (
+            "router.stream_health.max_playlist_bytes",
+            d.stream_health.max_playlist_bytes.to_string(),
+        ),
+        (
+            "router.stream_health.min_round_interval_ms",
+            millis(d.stream_health.min_round_interval),
+        ),
+        (
+            "router.stream_health.passive",
+            d.stream_health.passive.to_string(),
+        ),
+        (
             "router.http.keepalive_timeout_secs",
             secs(d.http.keepalive_timeout),
         ),
@@ -473,6 +535,7 @@ fn the_documented_defaults_are_the_code_defaults() {
     let d = Config::default();
     assert_eq!(minimal.http, d.http);
     assert_eq!(minimal.health, d.health);
+    assert_eq!(minimal.stream_health, d.stream_health);
     assert_eq!(minimal.proxy, d.proxy);
     assert_eq!(minimal.routes, d.routes);
     assert_eq!(minimal.access_log, d.access_log);

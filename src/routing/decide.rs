@@ -6,7 +6,8 @@ use super::location::build_location;
 use super::request_path::{is_safe_query, parse_route, Route, RouteKind};
 use crate::config::{Config, RoutesConfig, SelectionPolicy, TrustedProxies};
 use crate::snapshot::affinity::KeyHasher;
-use crate::snapshot::{Id, Selector, Snapshot};
+use crate::snapshot::{Id, Selector, Snapshot, StallEffect};
+use crate::stream_health::StalledPairs;
 use std::net::IpAddr;
 
 /// What the router knows about one request.
@@ -98,6 +99,10 @@ pub struct EdgeTarget {
     pub region_index: u32,
     /// Panic mode chose the edge: every eligible edge of the region looked unhealthy.
     pub panic: bool,
+    /// The live stream (tv_stream id) routed, for stream health.
+    pub stream_id: Option<Id>,
+    /// What avoiding stalled copies of the stream did.
+    pub stall: StallEffect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +139,17 @@ pub fn decide(
     policy: &RoutingPolicy,
     req: &RequestFacts<'_>,
 ) -> Decision {
+    decide_with_streams(snapshot, None, policy, req)
+}
+
+/// [`decide`], keeping a live stream off the edges whose copy of it is stalled (`stalled`,
+/// the stream-health overlay; `None` when no pair is stalled).
+pub fn decide_with_streams(
+    snapshot: Option<&Snapshot>,
+    stalled: Option<&StalledPairs>,
+    policy: &RoutingPolicy,
+    req: &RequestFacts<'_>,
+) -> Decision {
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return Decision::early(None, Outcome::MethodNotAllowed);
     }
@@ -154,9 +170,13 @@ pub fn decide(
         return decision(Outcome::NoSnapshot);
     };
 
+    let mut stream_id = None;
     let content = match route {
         Route::Live(c) => match snapshot.live.find(c.epg_id, c.protocol, c.encryption) {
-            Some(content) => Some(&*content.path),
+            Some(content) => {
+                stream_id = Some(content.id);
+                Some(&*content.path)
+            }
             None => return decision(Outcome::NotFound(NotFound::Content)),
         },
         Route::Catchup(c) => match snapshot.catchup.find(c.epg_id, c.protocol, c.encryption) {
@@ -174,7 +194,16 @@ pub fn decide(
             random: req.random,
         },
     };
-    let Some(choice) = snapshot.choose_edge(ip, selector, policy.panic_mode) else {
+    let stalled_edges = stream_id.and_then(|id| stalled?.edges_stalled_for(id));
+    let chosen = match stalled_edges {
+        None => snapshot
+            .choose_edge(ip, selector, policy.panic_mode)
+            .map(|choice| (choice, StallEffect::None)),
+        Some(edges) => snapshot.choose_edge_avoiding(ip, selector, policy.panic_mode, |e| {
+            edges.contains(&snapshot.servers[e as usize].id)
+        }),
+    };
+    let Some((choice, stall)) = chosen else {
         return decision(Outcome::NotFound(NotFound::Edge));
     };
     let (step, edge) = (choice.step, choice.edge);
@@ -198,6 +227,8 @@ pub fn decide(
             edge_index: choice.edge_index,
             region_index: step.region,
             panic: choice.panic,
+            stream_id,
+            stall,
         },
     })
 }

@@ -180,6 +180,8 @@ const ANY_TARGET: EdgeTarget = EdgeTarget {
     edge_index: 0,
     region_index: 0,
     panic: false,
+    stream_id: None,
+    stall: crate::snapshot::StallEffect::None,
 };
 
 /// A redirect by edge 1 of region 10 via subnet 100.

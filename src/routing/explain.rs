@@ -2,10 +2,11 @@
 //! route`): the matched subnets in order, each region and candidate edge with why it is or is
 //! not eligible, the content candidates with the encryption rule applied, and the result.
 
-use super::decide::{decide, Outcome, RequestFacts, RoutingPolicy};
+use super::decide::{decide_with_streams, Outcome, RequestFacts, RoutingPolicy};
 use super::request_path::{parse_route, Route};
 use crate::config::TrustedProxies;
-use crate::snapshot::{Server, ServerType, Snapshot};
+use crate::snapshot::{Id, Server, ServerType, Snapshot, StallEffect};
+use crate::stream_health::StalledPairs;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 
@@ -32,7 +33,8 @@ fn edge_verdict(server: &Server, group_active: bool, region_active: bool) -> &'s
     }
 }
 
-fn region_report(snapshot: &Snapshot, region_index: u32) -> Value {
+/// `stalled`: the edges whose copy of the requested live stream is stalled.
+fn region_report(snapshot: &Snapshot, region_index: u32, stalled: &[Id]) -> Value {
     let region = &snapshot.regions[region_index as usize];
     let total: u64 = region
         .edges
@@ -58,6 +60,7 @@ fn region_report(snapshot: &Snapshot, region_index: u32) -> Value {
                 "weight": server.weight,
                 "verdict": verdict,
                 "probability": share,
+                "stream_stalled": stalled.contains(&server.id),
             }));
         }
     }
@@ -113,7 +116,30 @@ pub fn explain(
     path: &str,
     query: Option<&str>,
 ) -> Value {
+    explain_with_streams(snapshot, None, policy, ip, path, query)
+}
+
+/// [`explain`] with the stream-health overlay: which edges have the requested live stream
+/// stalled, and what avoiding them did.
+pub fn explain_with_streams(
+    snapshot: &Snapshot,
+    stalled: Option<&StalledPairs>,
+    policy: &RoutingPolicy,
+    ip: IpAddr,
+    path: &str,
+    query: Option<&str>,
+) -> Value {
     let route = parse_route(path);
+    let stream_id = match &route {
+        Some(Route::Live(c)) => snapshot
+            .live
+            .find(c.epg_id, c.protocol, c.encryption)
+            .map(|p| p.id),
+        _ => None,
+    };
+    let stalled_edges = stream_id
+        .and_then(|id| stalled?.edges_stalled_for(id))
+        .unwrap_or(&[]);
     let route_report = match &route {
         None => json!({"valid": false}),
         Some(r) => json!({"valid": true, "kind": r.kind().as_str()}),
@@ -124,7 +150,7 @@ pub fn explain(
             n.chain
                 .iter()
                 .map(|step| {
-                    let mut report = region_report(snapshot, step.region);
+                    let mut report = region_report(snapshot, step.region, stalled_edges);
                     report["subnet_id"] = json!(step.subnet_id);
                     report
                 })
@@ -145,7 +171,7 @@ pub fn explain(
         trusted_proxies: TrustedProxies::none(),
         ..policy.clone()
     };
-    let decision = decide(Some(snapshot), &untrusting, &facts);
+    let decision = decide_with_streams(Some(snapshot), stalled, &untrusting, &facts);
     let result = match &decision.outcome {
         Outcome::Redirect {
             location,
@@ -153,10 +179,24 @@ pub fn explain(
             region_id,
             subnet_id,
             target,
-        } => json!({
-            "status": 302, "location": location, "edge_id": edge_id, "region_id": region_id,
-            "subnet_id": subnet_id, "panic_mode": target.panic,
-        }),
+        } => {
+            let mut result = json!({
+                "status": 302, "location": location, "edge_id": edge_id, "region_id": region_id,
+                "subnet_id": subnet_id, "panic_mode": target.panic,
+            });
+            // Only when stream health touched the choice.
+            let stall = match target.stall {
+                StallEffect::None => None,
+                StallEffect::Avoided => Some("avoided stalled edges"),
+                StallEffect::AllStalled => {
+                    Some("every healthy edge stalled: routed as if none were")
+                }
+            };
+            if let Some(stall) = stall {
+                result["stream_stall"] = json!(stall);
+            }
+            result
+        }
         Outcome::NotFound(why) => json!({"status": 404, "reason": format!("{why:?}")}),
         Outcome::BadRequest(why) => json!({"status": 400, "reason": format!("{why:?}")}),
         Outcome::MethodNotAllowed => json!({"status": 405}),
@@ -169,6 +209,7 @@ pub fn explain(
         "network": network.map(|n| n.cidr.to_string()),
         "fallback_chain": subnets,
         "content": content,
+        "stream_health": json!({"stream_id": stream_id, "stalled_edges": stalled_edges}),
         "result": result,
         "snapshot_version": snapshot.info.version,
     })
@@ -283,5 +324,31 @@ mod tests {
         assert_eq!(e["route"]["valid"], false);
         assert_eq!(e["fallback_chain"], json!([]));
         assert_eq!(e["result"]["status"], 400);
+    }
+
+    #[test]
+    fn explains_a_stalled_stream_on_an_edge() {
+        let s = snapshot();
+        let stalled = StalledPairs::from_pairs([(100, 1)]);
+        let e = explain_with_streams(
+            &s,
+            Some(&stalled),
+            &RoutingPolicy::default(),
+            "10.9.9.9".parse().unwrap(),
+            "/btv/live/hls/ch",
+            None,
+        );
+        assert_eq!(e["stream_health"]["stream_id"], 1);
+        assert_eq!(e["stream_health"]["stalled_edges"], json!([100]));
+        assert_eq!(
+            e["fallback_chain"][0]["candidates"][0]["stream_stalled"],
+            true
+        );
+        // The only eligible edge: routed there as if it were not stalled.
+        assert_eq!(
+            e["result"]["stream_stall"],
+            "every healthy edge stalled: routed as if none were"
+        );
+        assert_eq!(e["result"]["edge_id"], 100);
     }
 }

@@ -8,6 +8,7 @@ pub mod location;
 pub mod request_path;
 
 pub use decide::{
-    decide, BadRequest, Decision, EdgeTarget, NotFound, Outcome, RequestFacts, RoutingPolicy,
+    decide, decide_with_streams, BadRequest, Decision, EdgeTarget, NotFound, Outcome, RequestFacts,
+    RoutingPolicy,
 };
 pub use request_path::RouteKind;

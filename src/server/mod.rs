@@ -123,6 +123,10 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
     server.add_service(management);
     // Always present: `router.health.enabled` can be switched by a reload.
     server.add_service(background_service(
+        "stream health prober",
+        crate::stream_prober::StreamProber::new(settings.clone(), state.clone()),
+    ));
+    server.add_service(background_service(
         "edge health checker",
         HealthChecker::new(settings.clone(), state),
     ));

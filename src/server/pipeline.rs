@@ -8,8 +8,9 @@ use super::access_log::{self, AccessRecord};
 use super::answer::{access_record, over_limits, oversize_record, Answer, HeadSize};
 use crate::config::Mode;
 use crate::metrics::{KindLabel, OutcomeLabel, METRICS};
-use crate::routing::{decide, Decision, EdgeTarget, Outcome, RequestFacts};
+use crate::routing::{decide_with_streams, Decision, EdgeTarget, Outcome, RequestFacts};
 use crate::settings::Settings;
+use crate::snapshot::Id;
 use crate::snapshot::Snapshot;
 use crate::state::RouterState;
 use std::net::IpAddr;
@@ -59,6 +60,8 @@ pub struct ProxyTarget {
     pub client_ip: IpAddr,
     /// Already retried once on another edge.
     pub retried: bool,
+    /// The live stream (tv_stream id), for reading its proxied playlist (stream health).
+    pub stream_id: Option<Id>,
 }
 
 /// A request's metric labels, access-log record and start, until it is finished.
@@ -133,7 +136,28 @@ pub fn handle(
         random: fastrand::u64(..),
     };
     let policy = &settings.policy;
-    let decision = decide(snapshot.as_deref(), policy, &facts);
+    let streams_on = settings.config.stream_health_on();
+    let stalled = streams_on
+        .then(|| state.streams().overlay().view())
+        .flatten();
+    let decision = decide_with_streams(
+        snapshot.as_deref(),
+        stalled.as_deref().map(|s| &**s),
+        policy,
+        &facts,
+    );
+    drop(stalled);
+    if let (
+        true,
+        Outcome::Redirect {
+            region_id, target, ..
+        },
+    ) = (streams_on, &decision.outcome)
+    {
+        if let Some(stream_id) = target.stream_id {
+            state.streams().record_request(stream_id, *region_id);
+        }
+    }
     let proxied = decision
         .kind
         .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
@@ -172,6 +196,7 @@ pub fn handle(
                 path_start,
                 edge_index,
                 region_index,
+                stream_id,
                 ..
             } = target;
             let mut path_and_query = location;
@@ -184,6 +209,7 @@ pub fn handle(
                     path_and_query,
                     client_ip,
                     retried: false,
+                    stream_id,
                 }),
                 record: record(OutcomeLabel::Proxy),
             }

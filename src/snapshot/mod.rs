@@ -11,6 +11,7 @@ mod health_cell;
 mod load;
 pub mod model;
 pub mod prefix_table;
+mod stream_avoid;
 pub mod weighted;
 
 pub use compile::{compile, Problem};
@@ -25,6 +26,7 @@ use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
+pub use stream_avoid::StallEffect;
 use weighted::WeightedTable;
 
 /// How an edge is chosen among a region's eligible edges.
@@ -248,6 +250,11 @@ impl ContentTable {
 
     pub fn len(&self) -> usize {
         self.paths.len()
+    }
+
+    /// Every chosen stream or record path, with its row id.
+    pub fn paths(&self) -> &[ContentPath] {
+        &self.paths
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,5 +1,5 @@
 //! The management listener: `/healthz` (alive), `/readyz` (a snapshot is loaded),
-//! `/debug/snapshot`, `/metrics`, and `POST /admin/refresh[?force=true]`.
+//! `/debug/snapshot`, `/debug/streams`, `/metrics`, and `POST /admin/refresh[?force=true]`.
 
 use crate::metrics::METRICS;
 use crate::settings::SharedSettings;
@@ -139,15 +139,56 @@ impl Management {
         let Some(snapshot) = self.state.snapshot() else {
             return text(503, "no routing snapshot loaded");
         };
+        let settings = self.settings.load();
+        let stalled = settings
+            .config
+            .stream_health_on()
+            .then(|| self.state.streams().overlay().view())
+            .flatten();
         json(
             200,
-            &crate::routing::explain::explain(
+            &crate::routing::explain::explain_with_streams(
                 &snapshot,
-                &self.settings.load().policy,
+                stalled.as_deref().map(|s| &**s),
+                &settings.policy,
                 ip,
                 path,
                 request_query,
             ),
+        )
+    }
+
+    /// `GET /debug/streams`: the stalled (edge, live stream) pairs.
+    fn debug_streams(&self) -> Response<Vec<u8>> {
+        let streams = self.state.streams();
+        let stalled: Vec<serde_json::Value> = streams
+            .stalled()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "edge_id": r.key.edge_id,
+                    "edge": &*r.names.edge,
+                    "stream_id": r.key.stream_id,
+                    "path": &*r.names.path,
+                    "cause": r.cause.as_str(),
+                    "stalled_since_unix_ms": r.since_unix_ms,
+                    "last_sequence": r.last_sequence,
+                    "last_observed_unix_ms": r.last_observed_unix_ms,
+                    "seen_by": match r.source {
+                        crate::stream_health::Source::Probe => "probe",
+                        crate::stream_health::Source::Passive => "proxied playlist",
+                    },
+                })
+            })
+            .collect();
+        json(
+            200,
+            &serde_json::json!({
+                "enabled": self.settings.load().config.stream_health_on(),
+                "watched_pairs": streams.watched(),
+                "stalled_pairs": stalled.len(),
+                "stalled": stalled,
+            }),
         )
     }
 
@@ -190,6 +231,9 @@ impl Management {
         if let Some(age) = self.state.age_secs() {
             METRICS.snapshot_age.set(age as i64);
         }
+        crate::metrics::STREAM_METRICS
+            .stalled_pairs
+            .set(self.state.streams().overlay().len() as i64);
         let encoder = prometheus::TextEncoder::new();
         let mut body = Vec::new();
         match encoder.encode(&prometheus::gather(), &mut body) {
@@ -256,18 +300,19 @@ impl ServeHttp for Management {
             ("GET", "/debug/snapshot") => self.debug_snapshot(),
             ("GET", "/debug/edges") => self.debug_edges(),
             ("GET", "/debug/route") => self.debug_route(session.req_header().uri.query()),
+            ("GET", "/debug/streams") => self.debug_streams(),
             ("GET", "/metrics") => self.metrics(),
             ("POST", "/admin/refresh") => self.admin_refresh(session).await,
             (
                 _,
                 "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/debug/route" | "/metrics"
-                | "/admin/refresh",
+                | "/admin/refresh" | "/debug/streams",
             ) => {
                 text(405, "method not allowed")
             }
             _ => text(
                 404,
-                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /metrics, POST /admin/refresh[?force=true]",
+                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /debug/streams /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }

@@ -3,3 +3,4 @@
 
 pub mod edge_resolver;
 pub mod router_proxy;
+pub mod stream_watch;

@@ -35,6 +35,8 @@ pub struct RequestCtx {
     /// Set once the request is decided.
     record: Option<Record>,
     proxy: Option<ProxyTarget>,
+    /// Stream health (issue 16): the live playlist being proxied, read on its way through.
+    playlist: Option<super::stream_watch::PlaylistWatch>,
 }
 
 tokio::task_local! {
@@ -190,6 +192,7 @@ impl ProxyHttp for RouterProxy {
             started: Instant::now(),
             record: None,
             proxy: None,
+            playlist: None,
         }
     }
 
@@ -202,6 +205,9 @@ impl ProxyHttp for RouterProxy {
         ctx.record = Some(record);
         match action {
             Action::Proxy(target) => {
+                // Stream health (issue 16): watch a live playlist.
+                ctx.playlist =
+                    super::stream_watch::PlaylistWatch::start(&self.settings.load(), &target);
                 ctx.proxy = Some(target);
                 Ok(false)
             }
@@ -285,7 +291,27 @@ impl ProxyHttp for RouterProxy {
         if let Some(record) = &ctx.record {
             METRICS.count_upstream_status(record.kind, response.status.as_u16());
         }
+        // Stream health (issue 16): which edge answered the live playlist, and how.
+        if let (Some(watch), Some(target)) = (ctx.playlist.as_mut(), ctx.proxy.as_ref()) {
+            if !watch.answered(&self.state, target, response.status.as_u16()) {
+                ctx.playlist = None;
+            }
+        }
         Ok(())
+    }
+
+    /// Stream health (issue 16): the edge's live playlist as it arrives, before any rewriting.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(watch) = ctx.playlist.as_mut() {
+            watch.feed(&self.state, body.as_ref(), end_of_stream);
+        }
+        Ok(None)
     }
 
     fn fail_to_connect(
