@@ -6,6 +6,8 @@
 -- notices changes through its periodic fingerprint query (database.fingerprint_interval_ms).
 --   psql "$DATABASE_URL" -f conf/admin-api/notify.sql
 -- To remove: DROP FUNCTION cti_kaltura_routing_notify() CASCADE;
+SET client_min_messages = warning;
+
 CREATE OR REPLACE FUNCTION cti_kaltura_routing_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -4,6 +4,7 @@
 
 mod access_log;
 mod admin_api;
+mod admin_service;
 mod cli;
 mod config_reload;
 mod connections;
@@ -16,6 +17,7 @@ mod health;
 mod http;
 mod limits;
 mod management;
+mod postgres;
 mod prometheus;
 mod proxies;
 mod proxy_mode;
