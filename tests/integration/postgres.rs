@@ -236,15 +236,21 @@ pub fn admin_api_bin() -> &'static str {
 }
 
 impl AdminApi {
-    /// Starts it with these extra YAML lines (top level) and waits for `/healthz`.
+    /// Starts it with these extra YAML lines (top level), the fingerprint every 200 ms, and
+    /// waits for `/readyz`.
     pub fn start(database_url: &str, extra: &[&str]) -> AdminApi {
+        AdminApi::start_with(database_url, 200, extra)
+    }
+
+    /// [`AdminApi::start`] with the fingerprint every `fingerprint_ms`.
+    pub fn start_with(database_url: &str, fingerprint_ms: u64, extra: &[&str]) -> AdminApi {
         let dir = tempfile::Builder::new()
             .prefix("cti-kaltura-api-")
             .tempdir()
             .expect("create temp dir");
         let port = free_port();
         let mut yaml = format!(
-            "listen: \"127.0.0.1:{port}\"\ndatabase:\n  url: \"{database_url}\"\n  max_backoff_secs: 1\n  fingerprint_interval_ms: 200\n"
+            "listen: \"127.0.0.1:{port}\"\ndatabase:\n  url: \"{database_url}\"\n  max_backoff_secs: 1\n  fingerprint_interval_ms: {fingerprint_ms}\n"
         );
         for line in extra {
             yaml.push_str(line);
