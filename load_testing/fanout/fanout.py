@@ -153,6 +153,8 @@ def router_config(path, port, mgmt, api_url, long_poll, timeout_secs):
 threads: 1
 pid_file: {path.parent}/router-{port}.pid
 upgrade_sock: {path.parent}/router-{port}.sock
+grace_period_seconds: 0
+graceful_shutdown_timeout_seconds: 1
 router:
   listen: ["127.0.0.1:{port}"]
   management_listen: "127.0.0.1:{mgmt}"
@@ -226,10 +228,12 @@ def run_mode(args, pg, api, api_url, document, long_poll, workdir, mode):
     idle = {"cpu_per_s": (cpu1 - cpu0) / args.idle_secs,
             "answers_per_s": (answers1 - answers0) / args.idle_secs,
             "bytes_per_s": (sent1 - sent0) / args.idle_secs}
+    print(f"[{mode}] idle: {json.dumps(idle)}", flush=True)
     changes = []
     for k in range(1, args.changes + 1):
         new_path = f"/live/fanout/{mode}/{k}/index.m3u8"
         cpu0, (sent0, answers0) = cpu_seconds(api.pid), api_sent()
+        routers_cpu0 = sum(cpu_seconds(r.pid) for r, _, _ in routers)
         t0 = time.monotonic()
         pg.psql(f"UPDATE tv_streams SET stream_path = '{new_path}', updated_at = now() "
                 f"WHERE id = {stream['id']}")
@@ -241,6 +245,7 @@ def run_mode(args, pg, api, api_url, document, long_poll, workdir, mode):
                 if i not in served and answer(port, client, target).endswith(new_path):
                     served[i] = time.monotonic() - committed
         cpu1, (sent1, answers1) = cpu_seconds(api.pid), api_sent()
+        routers_cpu1 = sum(cpu_seconds(r.pid) for r, _, _ in routers)
         times = sorted(served.values())
         changes.append({
             "served": len(times), "psql_s": committed - t0,
@@ -249,9 +254,12 @@ def run_mode(args, pg, api, api_url, document, long_poll, workdir, mode):
             "worst_s": times[-1] if len(times) == len(routers) else None,
             "api_cpu_s": cpu1 - cpu0, "api_bytes": sent1 - sent0,
             "api_answers": answers1 - answers0,
+            "routers_cpu_s": routers_cpu1 - routers_cpu0,
         })
         print(f"[{mode}] change {k}: {json.dumps(changes[-1])}", flush=True)
         time.sleep(1.5)
+    for r, _, _ in routers:
+        r.signal(signal.SIGTERM)
     for r, _, _ in routers:
         r.stop()
     return {"mode": mode, "routers": len(routers), "idle": idle, "changes": changes}
@@ -262,6 +270,8 @@ def main():
     p.add_argument("--routers", type=int, default=50)
     p.add_argument("--changes", type=int, default=5)
     p.add_argument("--scale", default="smoke", help="cti-kaltura-snapshot gen --scale")
+    for key in ("subnets", "channels", "programs"):
+        p.add_argument(f"--{key}", type=int, help=f"cti-kaltura-snapshot gen --{key}")
     p.add_argument("--modes", default="long-poll,poll", help="long-poll, poll, or both")
     p.add_argument("--no-triggers", action="store_true",
                    help="leave conf/admin-api/notify.sql out: the fingerprint notices changes")
@@ -278,8 +288,12 @@ def main():
     pg = api = None
     try:
         doc_path = workdir / "generated.json"
-        subprocess.run([str(args.bin_dir / "cti-kaltura-snapshot"), "gen", "--scale", args.scale,
-                        "-o", str(doc_path)], check=True)
+        gen = [str(args.bin_dir / "cti-kaltura-snapshot"), "gen", "--scale", args.scale,
+               "-o", str(doc_path)]
+        for key in ("subnets", "channels", "programs"):
+            if getattr(args, key) is not None:
+                gen += [f"--{key}", str(getattr(args, key))]
+        subprocess.run(gen, check=True)
         document = json.loads(doc_path.read_text())
         pg = Postgres(workdir)
         t = time.monotonic()
