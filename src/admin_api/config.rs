@@ -31,6 +31,9 @@ pub struct DatabaseConfig {
     pub connect: tokio_postgres::Config,
     /// `database.fingerprint_interval_ms`: how often the change fingerprint is queried.
     pub fingerprint_interval: Duration,
+    /// `database.fingerprint_interval_with_triggers_ms`: the same while the triggers of
+    /// `notify.sql` are installed (the fingerprint is then only a safety net).
+    pub fingerprint_interval_with_triggers: Duration,
     /// `database.max_backoff_secs`: the longest wait between reconnection attempts.
     pub max_backoff: Duration,
     /// `database.query_timeout_secs`: a snapshot read (or fingerprint) taking longer is a
@@ -48,6 +51,7 @@ impl Default for ApiConfig {
                 url: String::new(),
                 connect: tokio_postgres::Config::new(),
                 fingerprint_interval: Duration::from_millis(1000),
+                fingerprint_interval_with_triggers: Duration::from_millis(30_000),
                 max_backoff: Duration::from_secs(30),
                 query_timeout: Duration::from_secs(120),
             },
@@ -139,6 +143,12 @@ impl ApiConfig {
             100..=600_000,
             &mut errors,
         ));
+        let fingerprint_interval_with_triggers = Duration::from_millis(db.u64_in(
+            "fingerprint_interval_with_triggers_ms",
+            dd.fingerprint_interval_with_triggers.as_millis() as u64,
+            100..=3_600_000,
+            &mut errors,
+        ));
         let max_backoff = secs(
             &mut db,
             "max_backoff_secs",
@@ -175,6 +185,7 @@ impl ApiConfig {
                         url,
                         connect,
                         fingerprint_interval,
+                        fingerprint_interval_with_triggers,
                         max_backoff,
                         query_timeout,
                     },
@@ -215,6 +226,10 @@ mod tests {
             d.database.fingerprint_interval
         );
         assert_eq!(c.database.max_backoff, d.database.max_backoff);
+        assert_eq!(
+            c.database.fingerprint_interval_with_triggers,
+            Duration::from_secs(30)
+        );
         assert_eq!(c.database.query_timeout, d.database.query_timeout);
         assert_eq!(c.database.connect.get_dbname(), Some("cti"));
     }

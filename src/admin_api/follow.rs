@@ -55,6 +55,11 @@ async fn session(
     let timeout = config.query_timeout;
     let mut conn = bounded(timeout, database::connect(&config.connect)).await?;
     let triggers = bounded(timeout, database::triggers_installed(&conn.client)).await?;
+    let fingerprint_interval = if triggers {
+        config.fingerprint_interval_with_triggers
+    } else {
+        config.fingerprint_interval
+    };
     log::info!(
         "database connected; change detection: {}fingerprint every {} ms",
         if triggers {
@@ -62,7 +67,7 @@ async fn session(
         } else {
             ""
         },
-        config.fingerprint_interval.as_millis()
+        fingerprint_interval.as_millis()
     );
     let mut last_fingerprint = read(&mut conn.client, hub, timeout, Trigger::Start).await?;
     if *failures > 0 {
@@ -76,7 +81,7 @@ async fn session(
                 Some(_) => Trigger::Notify,
                 None => return Err("the connection closed".into()),
             },
-            _ = tokio::time::sleep(config.fingerprint_interval) => Trigger::Fingerprint,
+            _ = tokio::time::sleep(fingerprint_interval) => Trigger::Fingerprint,
         };
         // Notifications that came meanwhile are answered by this one read.
         while conn.notifications.try_recv().is_ok() {}

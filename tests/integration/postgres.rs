@@ -242,7 +242,8 @@ impl AdminApi {
         AdminApi::start_with(database_url, 200, extra)
     }
 
-    /// [`AdminApi::start`] with the fingerprint every `fingerprint_ms`.
+    /// [`AdminApi::start`] with the fingerprint every `fingerprint_ms` (with or without the
+    /// triggers).
     pub fn start_with(database_url: &str, fingerprint_ms: u64, extra: &[&str]) -> AdminApi {
         let dir = tempfile::Builder::new()
             .prefix("cti-kaltura-api-")
@@ -250,7 +251,7 @@ impl AdminApi {
             .expect("create temp dir");
         let port = free_port();
         let mut yaml = format!(
-            "listen: \"127.0.0.1:{port}\"\ndatabase:\n  url: \"{database_url}\"\n  max_backoff_secs: 1\n  fingerprint_interval_ms: {fingerprint_ms}\n"
+            "listen: \"127.0.0.1:{port}\"\ndatabase:\n  url: \"{database_url}\"\n  max_backoff_secs: 1\n  fingerprint_interval_ms: {fingerprint_ms}\n  fingerprint_interval_with_triggers_ms: {fingerprint_ms}\n"
         );
         for line in extra {
             yaml.push_str(line);
