@@ -234,6 +234,59 @@ mod tests {
         assert_eq!(c.database.connect.get_dbname(), Some("cti"));
     }
 
+    /// `(key, default)` of the table in docs/admin-api-service.md, backticks removed.
+    fn documented_defaults() -> Vec<(String, String)> {
+        let doc = include_str!("../../docs/admin-api-service.md");
+        let section = doc
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Configuration section");
+        section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].replace('`', ""), cells[3].replace('`', ""))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_code_defaults() {
+        let d = ApiConfig::default();
+        let ms = |t: Duration| t.as_millis().to_string();
+        let secs = |t: Duration| t.as_secs().to_string();
+        let required = "none: **required**".to_string();
+        let code = vec![
+            ("listen".to_string(), required.clone()),
+            ("token".to_string(), "none".to_string()),
+            ("token_file".to_string(), "none".to_string()),
+            ("database.url".to_string(), required),
+            (
+                "database.fingerprint_interval_ms".to_string(),
+                ms(d.database.fingerprint_interval),
+            ),
+            (
+                "database.fingerprint_interval_with_triggers_ms".to_string(),
+                ms(d.database.fingerprint_interval_with_triggers),
+            ),
+            (
+                "database.max_backoff_secs".to_string(),
+                secs(d.database.max_backoff),
+            ),
+            (
+                "database.query_timeout_secs".to_string(),
+                secs(d.database.query_timeout),
+            ),
+            (
+                "long_poll.max_wait_secs".to_string(),
+                secs(d.long_poll_max_wait),
+            ),
+        ];
+        assert_eq!(documented_defaults(), code);
+    }
+
     #[test]
     fn every_problem_is_named_by_its_key_path() {
         assert_eq!(
