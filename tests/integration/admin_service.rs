@@ -572,3 +572,39 @@ fn parse_curl(output: &[u8]) -> Response {
         body: output[split + 4..].to_vec(),
     }
 }
+
+/// `cti_kaltura_admin_api_answers_total{status="…"}` (0 while absent).
+fn answers(api: &AdminApi, status: &str) -> f64 {
+    let text = api.get("/metrics", &[]).text();
+    let prefix = format!("cti_kaltura_admin_api_answers_total{{status=\"{status}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn against_an_api_that_does_not_long_poll_the_router_keeps_polling() {
+    let pg = seeded();
+    let api = AdminApi::start(&pg.url(), &["long_poll: {max_wait_secs: 0}"]);
+    let head = api.get("/api/routing/snapshot", &[]);
+    assert_eq!(head.header("cti-long-poll-max-wait"), None, "{head:?}");
+    let router = router_for(&api, &[]);
+    // Conditional polls every second (poll_interval_secs: 1), each answered 304 at once.
+    let before = answers(&api, "304");
+    poll("three more polls answered 304", || {
+        let now = answers(&api, "304");
+        (now >= before + 3.0)
+            .then_some(())
+            .ok_or(format!("{now} after {before}"))
+    });
+    assert_eq!(api.metric("cti_kaltura_admin_api_clients_waiting"), 0.0);
+    pg.psql(
+        "kaltura_admin",
+        "UPDATE tv_streams SET stream_path = '/live/ch25/polled.m3u8' WHERE id = 250",
+    );
+    wait_for_answer(
+        &router,
+        LIVE_HLS,
+        "302 https://edge1.almaty.test/live/ch25/polled.m3u8",
+    );
+}
