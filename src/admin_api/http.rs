@@ -304,19 +304,34 @@ fn full_answer(
     response
 }
 
+/// Counts a held long-poll while it lives: a request dropped mid-wait (the router went away)
+/// is uncounted too.
+struct Waiting<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Waiting<'a> {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Holds a long-poll until the document no longer matches `tag` or `wait` ends; the document
 /// in service then.
 async fn wait_for_change(hub: &Hub, tag: &str, wait: Duration) -> Option<Arc<Published>> {
     let mut receiver = hub.subscribe();
-    let waiting = &hub.metrics.clients_waiting;
-    waiting.inc();
-    let changed = tokio::time::timeout(
+    let _waiting = Waiting::new(&hub.metrics.clients_waiting);
+    // Ending by time is the ordinary 304; a closed channel cannot happen while `hub` lives.
+    let _ = tokio::time::timeout(
         wait,
         receiver.wait_for(|p| p.as_ref().is_some_and(|p| !p.matches(tag))),
     )
     .await;
-    waiting.dec();
-    drop(changed);
     hub.current()
 }
 

@@ -547,6 +547,31 @@ fn the_api_checks_its_config_and_answers_tokens_etags_and_gzip() {
     ]);
     assert_eq!(held.status, 304);
     assert_eq!(held.header("cti-long-poll-max-wait"), Some("60"));
+    // A long-poll whose client goes away is no longer counted as waiting.
+    let gone = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "1",
+            "-H",
+            "Authorization: Bearer s3cret",
+        ])
+        .args([
+            "-H",
+            &format!("If-None-Match: {etag}"),
+            "-H",
+            "Prefer: wait=30",
+        ])
+        .arg(api.url())
+        .status()
+        .expect("run curl");
+    assert_eq!(gone.code(), Some(28), "curl gave up waiting (exit 28)");
+    poll("no long-poll left waiting", || {
+        match api.metric("cti_kaltura_admin_api_clients_waiting") {
+            n if n == 0.0 => Ok(()),
+            n => Err(format!("{n} waiting")),
+        }
+    });
 }
 
 /// `curl -i` output (the last head, the body after it).
