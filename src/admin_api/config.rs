@@ -136,6 +136,18 @@ impl ApiConfig {
                 None
             }
         };
+        let password =
+            db.string("password_file", &mut errors)
+                .and_then(|path| match std::fs::read_to_string(path) {
+                    Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_string()),
+                    Err(e) => {
+                        errors.push(
+                            db.key_path("password_file"),
+                            format!("cannot read {path}: {e}"),
+                        );
+                        None
+                    }
+                });
         let dd = &d.database;
         let fingerprint_interval = Duration::from_millis(db.u64_in(
             "fingerprint_interval_ms",
@@ -178,6 +190,9 @@ impl ApiConfig {
                     connect.connect_timeout(Duration::from_secs(5));
                 }
                 connect.application_name("cti-kaltura-admin-api");
+                if let Some(password) = password {
+                    connect.password(password);
+                }
                 Ok(ApiConfig {
                     listen,
                     token,
@@ -263,6 +278,7 @@ mod tests {
             ("token".to_string(), "none".to_string()),
             ("token_file".to_string(), "none".to_string()),
             ("database.url".to_string(), required),
+            ("database.password_file".to_string(), "none".to_string()),
             (
                 "database.fingerprint_interval_ms".to_string(),
                 ms(d.database.fingerprint_interval),
@@ -291,13 +307,14 @@ mod tests {
     fn every_problem_is_named_by_its_key_path() {
         assert_eq!(
             errors_of(
-                "listen: nowhere\ntoken: a\ntoken_file: /nonexistent\nlong_poll: {max_wait_secs: 999}\ndatabase: {url: \"postgresql://a@h:notaport/x\", fingerprint_interval_ms: 5, colour: red}\nextra: 1\n"
+                "listen: nowhere\ntoken: a\ntoken_file: /nonexistent\nlong_poll: {max_wait_secs: 999}\ndatabase: {url: \"postgresql://a@h:notaport/x\", password_file: /nonexistent, fingerprint_interval_ms: 5, colour: red}\nextra: 1\n"
             ),
             vec![
                 "listen: not an address:port",
                 "token_file: `token` and `token_file` are alternatives: configure one",
                 "long_poll.max_wait_secs: must be a whole number from 0 to 300",
                 "database.url: not a PostgreSQL connection URL: invalid connection string",
+                "database.password_file: cannot read /nonexistent: No such file or directory (os error 2)",
                 "database.fingerprint_interval_ms: must be a whole number from 100 to 600000",
                 "database.colour: unknown key",
                 "extra: unknown key",
