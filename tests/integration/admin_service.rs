@@ -425,6 +425,25 @@ fn the_database_stopped_and_started_again_under_traffic() {
     let pg = seeded();
     let api = AdminApi::start(&pg.url(), &[]);
     let router = router_for(&api, &[]);
+    // Players ask all along: every answer must be a redirect, whatever the database does.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (stop, addr) = (stop.clone(), router.v4());
+        std::thread::spawn(move || {
+            let (mut asked, mut wrong) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let headers = [("X-Real-IP", ALMATY)];
+                match crate::http::try_request(addr, "GET", LIVE_HLS, &headers) {
+                    Ok(r) if r.status == 302 => {}
+                    Ok(r) => wrong.push(r.summary()),
+                    Err(e) => wrong.push(e),
+                }
+                asked += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (asked, wrong)
+        })
+    };
     let before = api.get("/api/routing/snapshot", &[]);
     pg.stop();
     poll("the API says the database is down", || {
@@ -456,6 +475,15 @@ fn the_database_stopped_and_started_again_under_traffic() {
         LIVE_HLS,
         "302 https://edge1.almaty.test/live/ch25/after-outage.m3u8",
     );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (asked, wrong) = traffic.join().expect("traffic thread");
+    assert!(
+        wrong.is_empty(),
+        "{} of {asked} answers were not redirects: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert!(asked >= 20, "only {asked} requests during the test");
 }
 
 #[test]
