@@ -595,10 +595,10 @@ fn the_api_checks_its_config_and_answers_tokens_etags_and_gzip() {
         .expect("run curl");
     assert_eq!(gone.code(), Some(28), "curl gave up waiting (exit 28)");
     poll("no long-poll left waiting", || {
-        match api.metric("cti_kaltura_admin_api_clients_waiting") {
-            n if n == 0.0 => Ok(()),
-            n => Err(format!("{n} waiting")),
-        }
+        let waiting = api.metric("cti_kaltura_admin_api_clients_waiting");
+        (waiting == 0.0)
+            .then_some(())
+            .ok_or(format!("{waiting} waiting"))
     });
 }
 
