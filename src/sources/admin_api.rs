@@ -254,7 +254,8 @@ impl AdminApiSource {
         }
     }
 
-    /// Whether the next timer poll would be a long-poll.
+    /// Whether the next timer poll would be a long-poll (the API offers it, it is not turned
+    /// off, and there is an ETag to wait on).
     pub fn long_polls(&self) -> bool {
         let granted = *self
             .long_poll_granted
@@ -268,7 +269,8 @@ impl AdminApiSource {
             .admin_api
             .as_ref()
             .map_or(Duration::ZERO, |api| api.long_poll_wait);
-        long_poll_wait(configured, granted, true).is_some() && self.state.snapshot().is_some()
+        let has_etag = self.condition_etag(Condition::Poll).is_some();
+        long_poll_wait(configured, granted, has_etag).is_some()
     }
 
     /// The accepting half of [`Self::refresh`]: compile, guard, persist, publish.
