@@ -70,6 +70,14 @@ fn secs(
     Duration::from_secs(section.u64_in(key, default.as_secs(), range, errors))
 }
 
+/// `address:port`; a host name (`localhost:4100`) is resolved once, at load.
+fn listen_addr(text: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    SocketAddr::from_str(text)
+        .ok()
+        .or_else(|| text.to_socket_addrs().ok()?.next())
+}
+
 impl ApiConfig {
     pub fn load(path: &Path) -> Result<ApiConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -93,9 +101,9 @@ impl ApiConfig {
         let mut root = Section::new("", Some(&doc), &mut errors);
         let d = ApiConfig::default();
         let listen = match root.string("listen", &mut errors) {
-            Some(text) => match SocketAddr::from_str(text) {
-                Ok(addr) => Some(addr),
-                Err(_) => {
+            Some(text) => match listen_addr(text) {
+                Some(addr) => Some(addr),
+                None => {
                     errors.push(root.key_path("listen"), "not an address:port");
                     None
                 }
@@ -247,6 +255,11 @@ mod tests {
         );
         assert_eq!(c.database.query_timeout, d.database.query_timeout);
         assert_eq!(c.database.connect.get_dbname(), Some("cti"));
+        let named =
+            ApiConfig::from_yaml("listen: localhost:4101\ndatabase: {url: \"host=/tmp\"}\n")
+                .unwrap();
+        assert_eq!(named.listen.port(), 4101);
+        assert!(named.listen.ip().is_loopback());
     }
 
     /// `(key, default)` of the table in docs/admin-api-service.md, backticks removed.
