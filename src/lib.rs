@@ -1,6 +1,7 @@
 //! CtiKaltura: the request router of an IPTV/OTT CDN. It finds a player's network, picks a
 //! healthy edge of that network's region by weight and answers with a redirect to it.
 
+pub mod admin_api;
 pub mod config;
 pub mod health;
 pub mod health_checker;

@@ -1,7 +1,7 @@
 //! Router configuration: the `router:` section of the one YAML file, validated into typed
 //! settings with every problem reported by its key path.
 
-mod yaml_walk;
+pub mod yaml_walk;
 
 pub use crate::vocab::parse_cidr;
 pub use yaml_walk::ConfigError;
@@ -101,6 +101,9 @@ pub struct AdminApiConfig {
     pub max_body_bytes: u64,
     /// Longest wait between retries after failures (`max_backoff_secs`).
     pub max_backoff: Duration,
+    /// How long a poll asks an API that long-polls to hold it until the data changes
+    /// (`long_poll_wait_secs`); zero turns long-poll off.
+    pub long_poll_wait: Duration,
 }
 
 impl Default for AdminApiConfig {
@@ -113,6 +116,7 @@ impl Default for AdminApiConfig {
             token: None,
             max_body_bytes: 256 << 20,
             max_backoff: Duration::from_secs(60),
+            long_poll_wait: Duration::from_secs(25),
         }
     }
 }
@@ -919,6 +923,7 @@ fn read_admin_api(mut api: Section<'_>, errors: &mut Errors) -> Option<AdminApiC
     let timeout = secs_in(a, "timeout_secs", d.timeout, 1..=300, errors);
     let max_body_bytes = a.u64_in("max_body_bytes", d.max_body_bytes, 1024..=(4 << 30), errors);
     let max_backoff = secs_in(a, "max_backoff_secs", d.max_backoff, 1..=3600, errors);
+    let long_poll_wait = secs_in(a, "long_poll_wait_secs", d.long_poll_wait, 0..=300, errors);
     let token = read_token(&mut api, errors);
     api.finish(errors);
     Some(AdminApiConfig {
@@ -928,12 +933,13 @@ fn read_admin_api(mut api: Section<'_>, errors: &mut Errors) -> Option<AdminApiC
         token,
         max_body_bytes,
         max_backoff,
+        long_poll_wait,
     })
 }
 
 /// A bearer token given inline (`token`) or read from a file (`token_file`, preferred: keeps
 /// the secret out of the config). Surrounding blanks and the trailing newline are trimmed.
-fn read_token(section: &mut Section<'_>, errors: &mut Errors) -> Option<String> {
+pub fn read_token(section: &mut Section<'_>, errors: &mut Errors) -> Option<String> {
     let inline = section.string("token", errors);
     let file = section.string("token_file", errors);
     let token = match (inline, file) {

@@ -338,6 +338,10 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
             "router.routing.admin_api.max_backoff_secs",
             secs(api.max_backoff),
         ),
+        (
+            "router.routing.admin_api.long_poll_wait_secs",
+            secs(api.long_poll_wait),
+        ),
         ("router.routing.state_dir", none()),
         (
             "router.routing.guard.enabled",

@@ -55,6 +55,30 @@ struct Fetched {
     etag: Option<String>,
 }
 
+/// The header an API that long-polls sends with its snapshot answers: the longest wait (in
+/// seconds) it grants to `Prefer: wait=N`.
+pub const LONG_POLL_HEADER: &str = "cti-long-poll-max-wait";
+
+/// A fetch that came back (or failed), not yet accepted.
+pub struct Fetch {
+    force: bool,
+    sent: Option<(String, bool)>,
+    result: Result<Option<Fetched>, String>,
+    /// The wait asked of a long-polling API, if this fetch was a long-poll.
+    pub long_poll: Option<Duration>,
+}
+
+/// The wait a poll asks for: the configured one, within what the API grants; none when either
+/// is off or unknown, or when there is no ETag to wait on.
+pub fn long_poll_wait(
+    configured: Duration,
+    granted: Option<Duration>,
+    has_etag: bool,
+) -> Option<Duration> {
+    let wait = configured.min(granted?);
+    (has_etag && !wait.is_zero()).then_some(wait)
+}
+
 pub struct AdminApiSource {
     settings: SharedSettings,
     client: reqwest::Client,
@@ -63,6 +87,9 @@ pub struct AdminApiSource {
     refresh: Mutex<Option<RefreshReceiver>>,
     /// The last snapshot the guard refused, until one is accepted.
     refused: Mutex<Option<Refusal>>,
+    /// The longest wait the API granted in its last answer (`Cti-Long-Poll-Max-Wait`); none
+    /// for an API that does not long-poll.
+    long_poll_granted: Mutex<Option<Duration>>,
 }
 
 impl AdminApiSource {
@@ -84,6 +111,7 @@ impl AdminApiSource {
             etag: Mutex::new(etag),
             refresh: Mutex::new(Some(refresh)),
             refused: Mutex::new(None),
+            long_poll_granted: Mutex::new(None),
         })
     }
 
@@ -127,15 +155,32 @@ impl AdminApiSource {
         &self,
         api: &AdminApiConfig,
         etag: Option<&str>,
+        long_poll: Option<Duration>,
     ) -> Result<Option<Fetched>, String> {
-        let mut request = self.client.get(&api.url).timeout(api.timeout);
+        let mut request = self
+            .client
+            .get(&api.url)
+            .timeout(api.timeout + long_poll.unwrap_or_default());
         if let Some(token) = &api.token {
             request = request.bearer_auth(token);
         }
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
+        if let Some(wait) = long_poll {
+            request = request.header("prefer", format!("wait={}", wait.as_secs()));
+        }
         let mut response = request.send().await.map_err(|e| error_chain(&e))?;
+        let granted = response
+            .headers()
+            .get(LONG_POLL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        *self
+            .long_poll_granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = granted;
         match response.status() {
             StatusCode::NOT_MODIFIED => return Ok(None),
             StatusCode::OK => {}
@@ -171,6 +216,65 @@ impl AdminApiSource {
     /// `force` skips the guard and the conditional request; `condition` says what a 304 is
     /// measured against.
     pub async fn refresh(&self, force: bool, condition: Condition) -> RefreshOutcome {
+        let fetch = self.fetch_only(force, condition).await;
+        self.accept_fetched(fetch).await
+    }
+
+    /// The request half of [`Self::refresh`]: it changes no state but the long-poll grant, so
+    /// dropping it (a push refresh arriving during a long-poll) is harmless.
+    pub async fn fetch_only(&self, force: bool, condition: Condition) -> Fetch {
+        let settings = self.settings.current();
+        let Some(api) = settings.config.routing.admin_api.as_ref() else {
+            return Fetch {
+                force,
+                sent: None,
+                result: Err("no admin API configured".into()),
+                long_poll: None,
+            };
+        };
+        let condition = if force { Condition::None } else { condition };
+        let sent = self.condition_etag(condition);
+        let granted = *self
+            .long_poll_granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let long_poll = if condition == Condition::Poll {
+            long_poll_wait(api.long_poll_wait, granted, sent.is_some())
+        } else {
+            None
+        };
+        let result = self
+            .fetch(api, sent.as_ref().map(|(e, _)| e.as_str()), long_poll)
+            .await;
+        Fetch {
+            force,
+            sent,
+            result,
+            long_poll,
+        }
+    }
+
+    /// Whether the next timer poll would be a long-poll (the API offers it, it is not turned
+    /// off, and there is an ETag to wait on).
+    pub fn long_polls(&self) -> bool {
+        let granted = *self
+            .long_poll_granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let configured = self
+            .settings
+            .load()
+            .config
+            .routing
+            .admin_api
+            .as_ref()
+            .map_or(Duration::ZERO, |api| api.long_poll_wait);
+        let has_etag = self.condition_etag(Condition::Poll).is_some();
+        long_poll_wait(configured, granted, has_etag).is_some()
+    }
+
+    /// The accepting half of [`Self::refresh`]: compile, guard, persist, publish.
+    pub async fn accept_fetched(&self, fetch: Fetch) -> RefreshOutcome {
         let settings = self.settings.current();
         let routing = &settings.config.routing;
         let Some(api) = routing.admin_api.as_ref() else {
@@ -179,12 +283,13 @@ impl AdminApiSource {
             };
         };
         let source = api.url.as_str();
-        let condition = if force { Condition::None } else { condition };
-        let sent = self.condition_etag(condition);
-        let fetched = match self
-            .fetch(api, sent.as_ref().map(|(e, _)| e.as_str()))
-            .await
-        {
+        let Fetch {
+            force,
+            sent,
+            result,
+            ..
+        } = fetch;
+        let fetched = match result {
             Ok(Some(fetched)) => fetched,
             Ok(None) if sent.as_ref().is_some_and(|(_, refused)| *refused) => {
                 // Still the snapshot the guard refused: nothing new, and not current either.
@@ -259,6 +364,8 @@ impl BackgroundService for AdminApiSource {
         // The first fetch runs at once: a persisted snapshot may already be serving.
         let mut next_fetch = Instant::now();
         loop {
+            let mut long_polled = None;
+            let started = Instant::now();
             let outcome = tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(request) = super::next_request(&mut refresh) => {
@@ -267,7 +374,14 @@ impl BackgroundService for AdminApiSource {
                     let _ = request.reply.send(outcome.clone());
                     outcome
                 }
-                _ = tokio::time::sleep_until(next_fetch) => self.refresh(false, Condition::Poll).await,
+                // A refresh request or shutdown may drop a poll (a long-poll waits long).
+                fetch = async {
+                    tokio::time::sleep_until(next_fetch).await;
+                    self.fetch_only(false, Condition::Poll).await
+                } => {
+                    long_polled = fetch.long_poll;
+                    self.accept_fetched(fetch).await
+                }
             };
             if matches!(outcome, RefreshOutcome::Failed { .. }) {
                 failures = failures.saturating_add(1);
@@ -290,6 +404,16 @@ impl BackgroundService for AdminApiSource {
                     log::info!("admin API reachable again after {failures} failed fetch(es)");
                 }
                 failures = 0;
+                // Long-poll: ask again at once, unless the last one came back early without
+                // news (an intermediary that does not hold requests): then poll as usual.
+                let returned_early = long_polled.is_some_and(|wait| {
+                    matches!(outcome, RefreshOutcome::Unchanged { .. })
+                        && started.elapsed() < wait / 2
+                });
+                if self.long_polls() && !returned_early {
+                    next_fetch = Instant::now();
+                    continue;
+                }
                 let poll = self
                     .settings
                     .load()
@@ -307,6 +431,17 @@ impl BackgroundService for AdminApiSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_poll_long_polls_only_when_both_sides_agree_and_there_is_an_etag() {
+        let s = Duration::from_secs;
+        assert_eq!(long_poll_wait(s(25), Some(s(60)), true), Some(s(25)));
+        assert_eq!(long_poll_wait(s(25), Some(s(10)), true), Some(s(10)));
+        assert_eq!(long_poll_wait(s(25), None, true), None);
+        assert_eq!(long_poll_wait(s(0), Some(s(60)), true), None);
+        assert_eq!(long_poll_wait(s(25), Some(s(0)), true), None);
+        assert_eq!(long_poll_wait(s(25), Some(s(60)), false), None);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {

@@ -4,6 +4,7 @@
 
 mod access_log;
 mod admin_api;
+mod admin_service;
 mod cli;
 mod config_reload;
 mod connections;
@@ -17,6 +18,7 @@ mod http;
 mod limits;
 mod live_edge;
 mod management;
+mod postgres;
 mod prometheus;
 mod proxies;
 mod proxy_mode;
