@@ -13,4 +13,5 @@ pub mod snapshot;
 pub mod sources;
 pub mod startup;
 pub mod state;
+pub mod tls;
 pub mod vocab;

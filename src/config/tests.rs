@@ -222,7 +222,8 @@ fn routes_default_to_redirect_and_weighted_random() {
         RouteConfig {
             mode: Mode::Proxy,
             selection: SelectionPolicy::Consistent,
-            spread: 2
+            spread: 2,
+            location_scheme: crate::config::LocationScheme::Edge,
         }
     );
     assert!(c.routes.any_proxy());

@@ -154,6 +154,7 @@ impl<'a> Req<'a> {
             peer: self.peer.parse().unwrap(),
             x_real_ip: self.x_real_ip,
             random,
+            secure: false,
         };
         let mut decision = decide(snapshot, policy, &facts);
         // Expected outcomes below name edge, region and subnet; where the redirect points
@@ -872,6 +873,7 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
                 mode: crate::config::Mode::Redirect,
                 selection: crate::config::SelectionPolicy::Consistent,
                 spread: 2,
+                location_scheme: crate::config::LocationScheme::Edge,
             }; 4],
         ),
         ..policy(true)
@@ -910,6 +912,7 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
             peer: ip(peer),
             x_real_ip,
             random: rng.u64(..),
+            secure: false,
         };
         let d = decide(Some(s), p, &facts);
         let label = format!("{path:?} ?{query:?} from {peer} → {:?}", d.outcome);

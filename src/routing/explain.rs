@@ -139,6 +139,7 @@ pub fn explain(
         peer: ip,
         x_real_ip: None,
         random: 0,
+        secure: false,
     };
     // The address is taken as the client's: no proxy header applies.
     let untrusting = RoutingPolicy {

@@ -21,6 +21,8 @@ pub struct Management {
     pub refresh: RefreshSender,
     /// Token, policy and timeouts in force.
     pub settings: SharedSettings,
+    /// The TLS listeners' certificates, when there are TLS listeners.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 /// How long `POST /admin/refresh` waits for the fetch: the admin timeout plus time to compile.
@@ -256,18 +258,19 @@ impl ServeHttp for Management {
             ("GET", "/debug/snapshot") => self.debug_snapshot(),
             ("GET", "/debug/edges") => self.debug_edges(),
             ("GET", "/debug/route") => self.debug_route(session.req_header().uri.query()),
+            ("GET", "/debug/tls") => json(200, &crate::tls::debug_json(self.tls.as_deref())),
             ("GET", "/metrics") => self.metrics(),
             ("POST", "/admin/refresh") => self.admin_refresh(session).await,
             (
                 _,
-                "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/debug/route" | "/metrics"
-                | "/admin/refresh",
+                "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/debug/route" | "/debug/tls"
+                | "/metrics" | "/admin/refresh",
             ) => {
                 text(405, "method not allowed")
             }
             _ => text(
                 404,
-                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /metrics, POST /admin/refresh[?force=true]",
+                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /debug/tls /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }
