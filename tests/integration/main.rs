@@ -23,4 +23,6 @@ mod reload;
 mod request_metrics;
 mod routes;
 mod snapshot_cli;
+mod tls;
+mod tls_client;
 mod upgrade;
