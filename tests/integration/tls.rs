@@ -697,3 +697,57 @@ fn streams_over_the_concurrency_limit_are_refused_while_others_are_served() {
     });
     assert_eq!(more.last().map(|f| f.kind), Some(FRAME_HEADERS));
 }
+
+#[test]
+fn sigusr2_upgrade_hands_over_the_tls_listener_without_a_failed_request() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], KeyKind::EcPkcs8, 2);
+    let router = TlsRouter::start(&[&a], &[], 0);
+    let config = router.router.dir().join(crate::harness::CONFIG_FILE);
+    let (addr, client) = (router.addr(), pki.client(&[b"http/1.1"]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let (stop, served, client) = (stop.clone(), served.clone(), client.clone());
+        std::thread::spawn(move || {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let answer = try_connect(&client, addr, "a.test")
+                    .and_then(|mut tls| try_h1(&mut tls, "/vod/upgrade", &[]));
+                match answer {
+                    Ok(r) if r.status == 302 => {
+                        served.fetch_add(1, Ordering::Release);
+                    }
+                    other => failed.push(format!("{other:?}")),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+            failed
+        })
+    };
+    poll("TLS traffic before the upgrade", || {
+        match served.load(Ordering::Acquire) {
+            n if n >= 20 => Ok(()),
+            n => Err(format!("{n} answers")),
+        }
+    });
+    let _successor =
+        crate::upgrade::upgrade_in_place(router.router.pid(), &config, || router.router.stderr());
+    let at_upgrade = served.load(Ordering::Acquire);
+    poll("TLS traffic served by the new process", || {
+        match served.load(Ordering::Acquire) - at_upgrade {
+            n if n >= 20 => Ok(()),
+            n => Err(format!("{n} answers since")),
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let failed = worker.join().expect("worker");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // h2 on the new process too.
+    served_alongside(&pki, &router);
+}
