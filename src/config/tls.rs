@@ -84,8 +84,10 @@ pub(super) fn read_tls(mut tls: Section<'_>, errors: &mut Errors) -> TlsConfig {
     let listen = tls
         .list("listen", errors, parse_socket_addr)
         .unwrap_or_default();
+    let errors_before = errors.0.len();
     let certificates = read_certificates(&mut tls, errors);
-    if !listen.is_empty() && certificates.is_empty() {
+    // Not said again when the items were reported already.
+    if !listen.is_empty() && certificates.is_empty() && errors.0.len() == errors_before {
         errors.push(
             tls.key_path("certificates"),
             "missing: TLS listeners need at least one certificate",
