@@ -320,6 +320,27 @@ fn location_scheme_edge_https_and_request() {
     );
 }
 
+/// Polls until new handshakes for `a.test` get the certificate `wanted` (DER).
+fn wait_served(client: &Arc<rustls::ClientConfig>, addr: SocketAddr, wanted: &[u8]) {
+    poll("the new certificate is served", || {
+        let tls = try_connect(client, addr, "a.test")?;
+        if peer_leaf(&tls) == wanted {
+            Ok(())
+        } else {
+            Err("the old one still".to_string())
+        }
+    });
+}
+
+/// `cti_kaltura_tls_certificate_reloads_total{result}`.
+fn reloads(router: &TlsRouter, result: &str) -> f64 {
+    metric_sum(
+        &scrape(&router.router),
+        "cti_kaltura_tls_certificate_reloads_total",
+        &[("result", result)],
+    )
+}
+
 /// Replaces `into`'s files with `from`'s (key first, each by rename).
 fn install(from: &CertFiles, into: &CertFiles) {
     for (src, dst) in [(&from.key, &into.key), (&from.cert, &into.cert)] {
@@ -368,15 +389,7 @@ fn certificates_reload_under_traffic_without_a_failed_request() {
     assert_eq!(try_h1(&mut kept, LIVE, &[]).expect("answer").status, 302);
     for replacement in &next {
         install(replacement, &live);
-        let wanted = replacement.leaf_der();
-        poll("the new certificate is served", || {
-            let tls = try_connect(&client, addr, "a.test")?;
-            if peer_leaf(&tls) == wanted {
-                Ok(())
-            } else {
-                Err("the old one still".to_string())
-            }
-        });
+        wait_served(&client, addr, &replacement.leaf_der());
     }
     stop.store(true, Ordering::Relaxed);
     // The connection opened before the reloads is still served.
@@ -388,12 +401,8 @@ fn certificates_reload_under_traffic_without_a_failed_request() {
     assert!(errors.is_empty(), "{} failed: {errors:?}", errors.len());
     assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(done.load(Ordering::Relaxed) > 0);
-    let reloads = metric_sum(
-        &scrape(&router.router),
-        "cti_kaltura_tls_certificate_reloads_total",
-        &[("result", "ok")],
-    );
-    assert!(reloads >= 2.0, "{reloads}");
+    let ok = reloads(&router, "ok");
+    assert!(ok >= 2.0, "{ok}");
 }
 
 #[test]
@@ -442,19 +451,8 @@ fn a_bad_new_certificate_is_refused_and_the_old_one_stays() {
     // SIGHUP with a good pair: the new one.
     std::fs::copy(&other.key, &a.key).expect("copy");
     router.router.sighup();
-    poll("the new pair is served", || {
-        let tls = try_connect(&client, router.addr(), "a.test")?;
-        if peer_leaf(&tls) == other.leaf_der() {
-            Ok(())
-        } else {
-            Err("old".into())
-        }
-    });
-    let refusals = metric_sum(
-        &scrape(&router.router),
-        "cti_kaltura_tls_certificate_reloads_total",
-        &[("result", "refused")],
-    );
+    wait_served(&client, router.addr(), &other.leaf_der());
+    let refusals = reloads(&router, "refused");
     assert!(refusals >= 2.0, "{refusals}");
 }
 
