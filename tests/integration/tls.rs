@@ -38,8 +38,11 @@ impl TlsRouter {
             "  certificates:".to_string(),
         ];
         for c in certs {
+            let ocsp = c.ocsp.as_ref().map_or(String::new(), |f| {
+                format!(", ocsp_file: {}", yaml_str(&f.display().to_string()))
+            });
             lines.push(format!(
-                "    - {{cert_file: {}, key_file: {}}}",
+                "    - {{cert_file: {}, key_file: {}{ocsp}}}",
                 yaml_str(&c.cert.display().to_string()),
                 yaml_str(&c.key.display().to_string())
             ));
@@ -748,4 +751,31 @@ fn sigusr2_upgrade_hands_over_the_tls_listener_without_a_failed_request() {
     );
     // h2 on the new process too.
     served_alongside(&pki, &router);
+}
+
+#[test]
+fn an_ocsp_response_is_stapled_when_a_file_is_given() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], KeyKind::EcPkcs8, 2);
+    let b = pki.issue("b", &["b.test"], KeyKind::EcPkcs8, 2);
+    let a = pki.ocsp(&a);
+    let router = TlsRouter::start(&[&a, &b], &[], 0);
+    let ca = pki.path("ca.pem").display().to_string();
+    let (ok, out) = s_client(
+        router.addr(),
+        &["-servername", "a.test", "-status", "-CAfile", &ca],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("OCSP Response Status: successful"), "{out}");
+    assert!(out.contains("Cert Status: good"), "{out}");
+    // Only that certificate has one.
+    let (ok, out) = s_client(
+        router.addr(),
+        &["-servername", "b.test", "-status", "-CAfile", &ca],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("OCSP response: no response sent"), "{out}");
+    let debug = router.router.management("/debug/tls").json();
+    assert_eq!(debug["certificates"][0]["ocsp_stapled"], true, "{debug}");
+    assert_eq!(debug["certificates"][1]["ocsp_stapled"], false, "{debug}");
 }

@@ -45,6 +45,8 @@ fn openssl(args: &[&str], dir: &Path) {
 pub struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A DER OCSP response for it, to staple.
+    pub ocsp: Option<PathBuf>,
 }
 
 impl CertFiles {
@@ -141,6 +143,58 @@ impl Pki {
         CertFiles {
             cert: self.path(&cert),
             key: self.path(&key),
+            ocsp: None,
+        }
+    }
+
+    /// A "good" OCSP response for `cert`, signed by the CA itself (`openssl ocsp`).
+    pub fn ocsp(&self, cert: &CertFiles) -> CertFiles {
+        let field = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(["x509", "-noout", "-in"])
+                .arg(&cert.cert)
+                .args(args)
+                .output()
+                .expect("run openssl x509");
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            text.split_once('=')
+                .map(|(_, v)| v.to_string())
+                .unwrap_or(text)
+        };
+        let serial = field(&["-serial"]);
+        let subject = field(&["-subject", "-nameopt", "compat"]);
+        std::fs::write(
+            self.path("index.txt"),
+            format!("V\t301231000000Z\t\t{serial}\tunknown\t{subject}\n"),
+        )
+        .expect("write index");
+        let cert_path = cert.cert.display().to_string();
+        let der = format!("{}.ocsp", cert.cert.display());
+        openssl(
+            &[
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-rsigner",
+                "ca.pem",
+                "-rkey",
+                "ca.key",
+                "-CA",
+                "ca.pem",
+                "-issuer",
+                "ca.pem",
+                "-cert",
+                &cert_path,
+                "-respout",
+                &der,
+                "-ndays",
+                "1",
+            ],
+            self.dir.path(),
+        );
+        CertFiles {
+            ocsp: Some(PathBuf::from(der)),
+            ..cert.clone()
         }
     }
 
