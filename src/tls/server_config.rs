@@ -27,7 +27,11 @@ pub fn build(resolver: Arc<SniResolver>, tls: &TlsConfig) -> Result<Arc<ServerCo
     } else {
         vec![ALPN_HTTP11.to_vec()]
     };
-    config.session_storage = ServerSessionMemoryCache::new(tls.session_cache_size.max(1));
+    if tls.session_cache_size > 0 {
+        config.session_storage = ServerSessionMemoryCache::new(tls.session_cache_size);
+    } else {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
     config.ticketer =
         rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
     // No 0-RTT: a replayed early request would be routed twice (harmless for a redirect, but
