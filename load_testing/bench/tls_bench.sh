@@ -8,18 +8,23 @@
 #
 # Per key type (KEYS: `ecdsa` = P-256, `rsa` = RSA-2048; a self-signed certificate made with
 # openssl, used by both servers) and per mode, ROUNDS alternating rounds of each server:
-#   newconn    wrk -H 'Connection: close' https://...  a new TLS connection (full handshake:
-#              wrk resumes no session) and one redirect per connection
+#   full       PARALLEL x `openssl s_time -new -www PATH`: a new TLS connection with a full
+#              handshake (no session offered) and one redirect (HTTP/1.0) per connection
+#   newconn    wrk -H 'Connection: close' https://...  a new TLS connection and one redirect
+#              per connection; wrk offers its last session, so these handshakes are resumed
+#              (TLS 1.3 PSK with ECDHE: no certificate, no signature)
 #   keepalive  wrk https://...                         redirects on kept TLS connections
 #   h2         h2load -c CONNECTIONS -m 10 -D DURATION  redirects over HTTP/2 (ALPN h2)
 # Each round records req/s and the server's CPU time per request (utime+stime of the router,
-# or of the nginx master and worker); in `newconn` that is the CPU per handshake + redirect.
+# or of the nginx master and worker); in `full` and `newconn` that is the CPU per handshake
+# plus one redirect.
 # Both servers offer TLS 1.3 and 1.2 with ECDHE AEAD suites only and session tickets; the
 # suite each one negotiates with the load generator is written to OUT/machine.txt.
 # Writes OUT/rounds.txt (one line per round) and OUT/report.md (medians, ratios).
 #
 # Environment (defaults): ROUNDS (5), DURATION (10), WARMUP (2), CONNECTIONS (64),
-#   SERVER_CPU (0), CLIENT_CPU (1), KEYS ("ecdsa rsa"), MODES ("newconn keepalive h2"),
+#   SERVER_CPU (0), CLIENT_CPU (1), KEYS ("ecdsa rsa"), MODES ("full newconn keepalive h2"),
+#   PARALLEL (16, s_time processes in `full`),
 #   PORT/MGMT_PORT/TLS_PORT (24101/24102/24143), NGINX_PORT/NGINX_TLS_PORT (24181/24183),
 #   URLS (load_testing/bench/urls.txt), OUT (load_testing/results/tls-bench-TIMESTAMP), SKIP_BUILD.
 # Loopback only; every process started here is stopped on exit.
@@ -39,7 +44,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 KEYS=${KEYS:-ecdsa rsa}
-MODES=${MODES:-newconn keepalive h2}
+MODES=${MODES:-full newconn keepalive h2}
+PARALLEL=${PARALLEL:-16}
 TLS_PORT=${TLS_PORT:-24143}
 NGINX_PORT=${NGINX_PORT:-24181}
 NGINX_TLS_PORT=${NGINX_TLS_PORT:-24183}
@@ -145,6 +151,20 @@ run_round() {
         "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "https://127.0.0.1:$port" -- "$URLS" >"$log" 2>&1 || true
       requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$log")
       rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$log")
+      ;;
+    full)
+      local path i clients=()
+      path=$(grep -v -e '^#' -e '^$' "$URLS" | head -n 1)
+      for ((i = 0; i < PARALLEL; i++)); do
+        taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) openssl s_time -connect "127.0.0.1:$port" \
+          -new -www "$path" -time "$DURATION" >"$log.$i" 2>&1 &
+        clients+=($!)
+      done
+      wait "${clients[@]}" || true
+      requests=$(cat "$log".* | sed -n 's/^\([0-9]*\) connections in [0-9]* real seconds.*/\1/p' |
+        python3 -c 'import sys; print(sum(int(l) for l in sys.stdin))')
+      rate=$(python3 -c "print($requests / $DURATION)")
+      cat "$log".* >"$log" && rm -f "$log".*
       ;;
     h2)
       uris "$port" >"$LT_TMP/uris-$port.txt"

@@ -2,7 +2,10 @@
 //! reloads of the certificates. Registered once, in the registry `/metrics` serves.
 
 use super::certs::CertificateInfo;
-use prometheus::{register_int_counter_vec, register_int_gauge_vec, IntCounterVec, IntGaugeVec};
+use prometheus::{
+    register_int_counter, register_int_counter_vec, register_int_gauge_vec, IntCounter,
+    IntCounterVec, IntGaugeVec,
+};
 use std::sync::LazyLock;
 
 pub struct TlsMetrics {
@@ -12,6 +15,9 @@ pub struct TlsMetrics {
     pub expiry: IntGaugeVec,
     /// `cti_kaltura_tls_certificate_reloads_total{result}`.
     pub reloads: IntCounterVec,
+    /// `cti_kaltura_tls_ticket_resumptions_total`: session tickets the router could decrypt,
+    /// i.e. handshakes resumed from a ticket.
+    pub ticket_resumptions: IntCounter,
 }
 
 /// How a handshake ended.
@@ -62,6 +68,11 @@ pub static TLS_METRICS: LazyLock<TlsMetrics> = LazyLock::new(|| TlsMetrics {
         "cti_kaltura_tls_certificate_reloads_total",
         "Certificate reloads, by result (ok: put in service; refused: the old ones stay)",
         &["result"]
+    )
+    .expect("metric registers once"),
+    ticket_resumptions: register_int_counter!(
+        "cti_kaltura_tls_ticket_resumptions_total",
+        "TLS session tickets presented by clients and decrypted (handshakes resumed from a ticket)"
     )
     .expect("metric registers once"),
 });

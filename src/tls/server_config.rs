@@ -5,15 +5,42 @@
 //! reload swaps them without touching this configuration (tickets stay valid).
 
 use super::certs::provider;
+use super::metrics::TLS_METRICS;
 use super::resolver::SniResolver;
 use crate::config::TlsConfig;
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::ServerConfig;
 use std::sync::Arc;
 
 /// ALPN identifiers, in the server's order of preference.
 pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// rustls's rotating ticketer, counting the tickets it takes back (resumptions).
+#[derive(Debug)]
+struct CountingTicketer(Arc<dyn ProducesTickets>);
+
+impl ProducesTickets for CountingTicketer {
+    fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.0.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.0.decrypt(cipher);
+        if plain.is_some() {
+            TLS_METRICS.ticket_resumptions.inc();
+        }
+        plain
+    }
+}
 
 /// Builds the server configuration around `resolver`.
 pub fn build(resolver: Arc<SniResolver>, tls: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
@@ -32,8 +59,9 @@ pub fn build(resolver: Arc<SniResolver>, tls: &TlsConfig) -> Result<Arc<ServerCo
     } else {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     }
-    config.ticketer =
+    let ticketer =
         rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
+    config.ticketer = Arc::new(CountingTicketer(ticketer));
     // No 0-RTT: a replayed early request would be routed twice (harmless for a redirect, but
     // not for every proxied request).
     config.max_early_data_size = 0;

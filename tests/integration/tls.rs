@@ -586,8 +586,22 @@ fn only_tls_1_2_and_1_3_with_aead_suites_are_offered() {
     let sess = sess.display().to_string();
     let (ok, out) = s_client(addr, &["-tls1_2", "-sess_out", &sess]);
     assert!(ok, "{out}");
+    let counts = || {
+        let metrics = scrape(&router.router);
+        let ok = metric_sum(
+            &metrics,
+            "cti_kaltura_tls_handshakes_total",
+            &[("result", "ok")],
+        );
+        let resumed = metric_sum(&metrics, "cti_kaltura_tls_ticket_resumptions_total", &[]);
+        (ok, resumed)
+    };
+    let before = counts();
     let (ok, out) = s_client(addr, &["-tls1_2", "-sess_in", &sess]);
     assert!(ok && out.contains("Reused, TLSv1.2"), "{out}");
+    // Counted as a handshake, and as a resumption from a ticket.
+    let after = counts();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1.0, 1.0));
 }
 
 /// An h2 connection with ALPN `h2`, the preface sent.
