@@ -218,7 +218,9 @@ type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 fn https_and_h2_answers_are_the_plain_http_answers() {
     let pki = Pki::new();
     let a = pki.issue("a", &["a.test"], KeyKind::EcPkcs8, 2);
-    let router = TlsRouter::start(&[&a], &["h2: {max_concurrent_streams: 50}"], 0);
+    let setup =
+        Setup::with(data::standard()).router_lines(&["access_log: {enabled: true, format: json}"]);
+    let router = TlsRouter::start_with(setup, &[&a], &["h2: {max_concurrent_streams: 50}"], 0);
     let plain = router.router.v4();
     let cases: &[Case] = &[
         ("GET", LIVE, &[]),
@@ -281,6 +283,27 @@ fn https_and_h2_answers_are_the_plain_http_answers() {
         &[("result", "ok"), ("alpn", "h2")],
     );
     assert_eq!(h2_handshakes, cases.len() as f64);
+    // And logged like the others: one access-log line for a path asked for once, over h2.
+    curl(
+        &pki,
+        &router,
+        "a.test",
+        "--http2",
+        "GET",
+        "/vod/logged-h2",
+        &[],
+    );
+    let line = poll("the h2 request's access-log line", || {
+        router
+            .router
+            .stderr()
+            .lines()
+            .find(|l| l.contains(" access] ") && l.contains("/vod/logged-h2"))
+            .map(str::to_string)
+            .ok_or_else(|| "not yet".to_string())
+    });
+    assert!(line.contains("\"status\":302"), "{line}");
+    assert!(line.contains(&format!("\"edge\":\"{EDGE_V4}\"")), "{line}");
 }
 
 #[test]
