@@ -99,6 +99,7 @@ impl Request {
             peer: self.peer,
             x_real_ip: self.x_real_ip.as_deref().map(str::as_bytes),
             random,
+            secure: false,
         }
     }
 }

@@ -77,6 +77,7 @@ fn main() {
         peer: "10.1.2.3".parse().expect("an address"),
         x_real_ip: None,
         random,
+        secure: false,
     };
     let other_stalled = StalledPairs::from_pairs([(3, 1042), (5, 1043)]);
     let this_stalled = StalledPairs::from_pairs([(3, 1007)]);

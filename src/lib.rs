@@ -16,4 +16,5 @@ pub mod startup;
 pub mod state;
 pub mod stream_health;
 pub mod stream_prober;
+pub mod tls;
 pub mod vocab;

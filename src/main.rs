@@ -53,6 +53,19 @@ fn main() -> ExitCode {
         }
     }
 
+    let tls = if config.tls.listen.is_empty() {
+        None
+    } else {
+        match cti_kaltura::tls::TlsState::new(&config.tls) {
+            Ok(tls) => Some(tls),
+            Err(errors) => {
+                for (key, message) in &errors {
+                    eprintln!("{shown}: {key}: {message}");
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
     let state = RouterState::new();
     let (refresh_tx, refresh_rx) = refresh_channel();
     let settings = SharedSettings::new(config.clone());
@@ -82,6 +95,7 @@ fn main() -> ExitCode {
         refresh: refresh_tx,
         state,
         upgrade,
+        tls,
     };
     let server = build_server(opt, server_conf, parts);
     server.run_forever()

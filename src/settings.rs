@@ -72,6 +72,19 @@ pub fn keep_fixed_settings(old: &Config, new: &mut Config) -> Vec<String> {
         kept.push("router.routing.state_dir: needs a restart".to_string());
         new.routing.state_dir = old.routing.state_dir.clone();
     }
+    // The certificates' contents reload (SIGHUP, file change) and the handshake timeout
+    // applies to new connections; listeners, file names and the h2 settings are fixed.
+    let mut fixed = new.tls.clone();
+    fixed.handshake_timeout = old.tls.handshake_timeout;
+    if old.tls != fixed {
+        kept.push(
+            "router.tls: listeners, certificate files and h2 settings need a binary upgrade (-u) or a restart (the files' contents reload on SIGHUP)"
+                .to_string(),
+        );
+        let handshake_timeout = new.tls.handshake_timeout;
+        new.tls = old.tls.clone();
+        new.tls.handshake_timeout = handshake_timeout;
+    }
     kept
 }
 

@@ -95,7 +95,15 @@ pub fn check_listeners(config: &Config) -> Result<(), Vec<String>> {
         .chain([(
             "router.management_listen".to_string(),
             config.management_listen,
-        )]);
+        )])
+        .chain(
+            config
+                .tls
+                .listen
+                .iter()
+                .enumerate()
+                .map(|(i, addr)| (format!("router.tls.listen[{i}]"), *addr)),
+        );
     let errors: Vec<String> = listeners
         .filter_map(|(key, addr)| {
             try_bind(addr)
@@ -120,6 +128,17 @@ pub fn load_config(path: &Path) -> Result<(ServerConf, Config), Vec<String>> {
     });
     let config = Config::load_from_yaml(path)
         .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+    // The certificate files are read now, so that `-t` and the start report a bad one.
+    let config =
+        config.and_then(
+            |config| match crate::tls::certs::load_all(&config.tls.certificates) {
+                Ok(_) => Ok(config),
+                Err(problems) => Err(problems
+                    .into_iter()
+                    .map(|(key, message)| format!("{key}: {message}"))
+                    .collect()),
+            },
+        );
     match (server_conf, config) {
         (Ok(server_conf), Ok(config)) => Ok((server_conf, config)),
         (server_conf, config) => Err(server_conf

@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 peer: client(k / 3),
                 x_real_ip,
                 random: seed.rotate_left((i * 2 + j) as u32 * 16),
+                secure: false,
             };
             decide_checked(snapshot, policy, &req);
         }

@@ -83,6 +83,7 @@ pub fn policies() -> &'static [RoutingPolicy; 2] {
             mode: Mode::Redirect,
             selection: SelectionPolicy::Consistent,
             spread: 3,
+            ..RouteConfig::default()
         };
         [
             RoutingPolicy::default(),
@@ -237,6 +238,7 @@ pub fn exercise(snapshot: &Snapshot, seed: u64) {
                 peer,
                 x_real_ip: None,
                 random,
+                secure: false,
             };
             decide_checked(snapshot, &policies()[(i + j) % 2], &req);
         }

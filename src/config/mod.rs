@@ -1,9 +1,11 @@
 //! Router configuration: the `router:` section of the one YAML file, validated into typed
 //! settings with every problem reported by its key path.
 
+mod tls;
 pub mod yaml_walk;
 
 pub use crate::vocab::parse_cidr;
+pub use tls::{CertificateFiles, H2Config, TlsConfig};
 pub use yaml_walk::ConfigError;
 use yaml_walk::{Errors, Section};
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub routes: RoutesConfig,
     pub proxy: ProxyConfig,
     pub access_log: AccessLogConfig,
+    /// TLS listeners and certificates (`router.tls`).
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             routes: RoutesConfig::default(),
             proxy: ProxyConfig::default(),
             access_log: AccessLogConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -294,6 +299,19 @@ pub struct RouteConfig {
     pub selection: SelectionPolicy,
     /// With `consistent`: spread each content key over this many edges (1-8).
     pub spread: usize,
+    /// The scheme (and port rule) of the redirect's Location.
+    pub location_scheme: LocationScheme,
+}
+
+/// The scheme of a redirect's Location (`router.routes.<kind>.location_scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationScheme {
+    /// As the edge's port says: `https` for 443, `http` otherwise (VOD and static: `http`).
+    Edge,
+    /// Always `https`.
+    Https,
+    /// The scheme of the player's own request.
+    Request,
 }
 
 impl Default for RouteConfig {
@@ -302,6 +320,7 @@ impl Default for RouteConfig {
             mode: Mode::Redirect,
             selection: SelectionPolicy::WeightedRandom,
             spread: 1,
+            location_scheme: LocationScheme::Edge,
         }
     }
 }
@@ -435,6 +454,11 @@ impl Config {
         let dir = path.parent();
         config.routing.file = config.routing.file.map(|f| resolve_relative(&f, dir));
         config.routing.state_dir = config.routing.state_dir.map(|d| resolve_relative(&d, dir));
+        for cert in &mut config.tls.certificates {
+            cert.cert_file = resolve_relative(&cert.cert_file, dir);
+            cert.key_file = resolve_relative(&cert.key_file, dir);
+            cert.ocsp_file = cert.ocsp_file.take().map(|f| resolve_relative(&f, dir));
+        }
         Ok(config)
     }
 
@@ -566,6 +590,15 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         },
     };
     access_log.finish(errors);
+    let tls = tls::read_tls(router.section("tls", errors), errors);
+    for (i, addr) in tls.listen.iter().enumerate() {
+        if listen.contains(addr) || *addr == management_listen {
+            errors.push(
+                format!("router.tls.listen[{i}]"),
+                "must differ from every router.listen address and router.management_listen",
+            );
+        }
+    }
 
     router.finish(errors);
     Some(Config {
@@ -585,6 +618,7 @@ fn read_router(value: Option<&Value>, errors: &mut Errors) -> Option<Config> {
         routes,
         proxy,
         access_log: access_log_config,
+        tls,
     })
 }
 
@@ -725,11 +759,25 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
         };
         let max_spread = crate::vocab::MAX_SPREAD as u64;
         let spread = route.u64_in("spread", d.spread as u64, 1..=max_spread, errors) as usize;
+        let location_scheme = match route.string("location_scheme", errors) {
+            None => d.location_scheme,
+            Some("edge") => LocationScheme::Edge,
+            Some("https") => LocationScheme::Https,
+            Some("request") => LocationScheme::Request,
+            Some(_) => {
+                errors.push(
+                    route.key_path("location_scheme"),
+                    "must be `edge`, `https` or `request`",
+                );
+                d.location_scheme
+            }
+        };
         route.finish(errors);
         config.0[i] = RouteConfig {
             mode,
             selection,
             spread,
+            location_scheme,
         };
     }
     routes.finish(errors);

@@ -248,7 +248,8 @@ fn routes_default_to_redirect_and_weighted_random() {
         RouteConfig {
             mode: Mode::Proxy,
             selection: SelectionPolicy::Consistent,
-            spread: 2
+            spread: 2,
+            location_scheme: crate::config::LocationScheme::Edge,
         }
     );
     assert!(c.routes.any_proxy());
@@ -469,6 +470,15 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
         ),
         ("router.routes.live.spread", live.spread.to_string()),
         (
+            "router.routes.live.location_scheme",
+            match live.location_scheme {
+                crate::config::LocationScheme::Edge => "edge",
+                crate::config::LocationScheme::Https => "https",
+                crate::config::LocationScheme::Request => "request",
+            }
+            .to_string(),
+        ),
+        (
             "router.proxy.connect_timeout_ms",
             millis(d.proxy.connect_timeout),
         ),
@@ -485,6 +495,40 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
         (
             "router.access_log.format",
             if d.access_log.json { "json" } else { "text" }.to_string(),
+        ),
+        (
+            "router.tls.listen",
+            list(d.tls.listen.iter().map(|a| a.to_string()).collect()),
+        ),
+        ("router.tls.certificates", none()),
+        (
+            "router.tls.watch_interval_secs",
+            d.tls.watch_interval.map_or(0, |w| w.as_secs()).to_string(),
+        ),
+        (
+            "router.tls.handshake_timeout_secs",
+            secs(d.tls.handshake_timeout),
+        ),
+        (
+            "router.tls.session_cache_size",
+            d.tls.session_cache_size.to_string(),
+        ),
+        ("router.tls.h2.enabled", d.tls.h2.enabled.to_string()),
+        (
+            "router.tls.h2.max_concurrent_streams",
+            d.tls.h2.max_concurrent_streams.to_string(),
+        ),
+        (
+            "router.tls.h2.max_header_list_bytes",
+            d.tls.h2.max_header_list_bytes.to_string(),
+        ),
+        (
+            "router.tls.h2.max_pending_reset_streams",
+            d.tls.h2.max_pending_reset_streams.to_string(),
+        ),
+        (
+            "router.tls.h2.max_local_error_resets",
+            d.tls.h2.max_local_error_resets.to_string(),
         ),
     ]
 }
@@ -548,5 +592,58 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert_eq!(
         minimal.client_ip.trusted_proxies.0,
         d.client_ip.trusted_proxies.0
+    );
+}
+
+#[test]
+fn tls_section_is_read_and_checked_by_key_path() {
+    let c = Config::from_yaml(
+        "router:\n  routing: {file: r}\n  tls:\n    listen: [\"127.0.0.1:4443\", \"[::1]:4443\"]\n    certificates:\n      - {cert_file: a.pem, key_file: a.key}\n      - {cert_file: b.pem, key_file: b.key, ocsp_file: b.ocsp}\n    watch_interval_secs: 0\n    h2: {max_concurrent_streams: 10}\n  routes:\n    live: {location_scheme: https}\n    vod: {location_scheme: request}\n",
+    )
+    .unwrap();
+    assert_eq!(c.tls.listen.len(), 2);
+    assert_eq!(c.tls.certificates.len(), 2);
+    assert_eq!(c.tls.certificates[0].cert_file, PathBuf::from("a.pem"));
+    assert_eq!(
+        c.tls.certificates[1].ocsp_file,
+        Some(PathBuf::from("b.ocsp"))
+    );
+    assert_eq!(c.tls.watch_interval, None);
+    assert_eq!(c.tls.h2.max_concurrent_streams, 10);
+    assert_eq!(c.tls.h2.max_pending_reset_streams, 20);
+    use crate::config::LocationScheme;
+    use crate::vocab::RouteKind;
+    assert_eq!(
+        c.routes.get(RouteKind::Live).location_scheme,
+        LocationScheme::Https
+    );
+    assert_eq!(
+        c.routes.get(RouteKind::Vod).location_scheme,
+        LocationScheme::Request
+    );
+    assert_eq!(
+        c.routes.get(RouteKind::Static).location_scheme,
+        LocationScheme::Edge
+    );
+    assert_eq!(
+        errors_of(
+            "router:\n  listen: [\"127.0.0.1:80\"]\n  routing: {file: r}\n  tls:\n    listen: [\"127.0.0.1:80\", \"nope\"]\n    certificates:\n      - {cert_file: a.pem}\n      - {key_file: \"\", cert_file: c.pem, pem: x}\n    h2: {max_concurrent_streams: 0, push: true}\n  routes:\n    live: {location_scheme: ftp}\n"
+        ),
+        vec![
+            "router.routes.live.location_scheme: must be `edge`, `https` or `request`",
+            "router.tls.listen[1]: not an addr:port (use 0.0.0.0:4001 or [::]:4001)",
+            "router.tls.certificates[0].key_file: missing: a PEM file",
+            "router.tls.certificates[1].key_file: must be a path",
+            "router.tls.certificates[1].pem: unknown key",
+            "router.tls.h2.max_concurrent_streams: must be a whole number from 1 to 10000",
+            "router.tls.h2.push: unknown key",
+            "router.tls.listen[0]: must differ from every router.listen address and router.management_listen",
+        ]
+    );
+    let no_certs =
+        errors_of("router:\n  routing: {file: r}\n  tls: {listen: [\"127.0.0.1:4443\"]}\n");
+    assert_eq!(
+        no_certs,
+        vec!["router.tls.certificates: missing: TLS listeners need at least one certificate"]
     );
 }

@@ -4,7 +4,7 @@
 use super::client_ip::client_ip;
 use super::location::build_location;
 use super::request_path::{is_safe_query, parse_route, Route, RouteKind};
-use crate::config::{Config, RoutesConfig, SelectionPolicy, TrustedProxies};
+use crate::config::{Config, LocationScheme, RoutesConfig, SelectionPolicy, TrustedProxies};
 use crate::snapshot::affinity::KeyHasher;
 use crate::snapshot::{Id, Selector, Snapshot, StallEffect};
 use crate::stream_health::StalledPairs;
@@ -23,6 +23,8 @@ pub struct RequestFacts<'a> {
     pub x_real_ip: Option<&'a [u8]>,
     /// A uniformly random number for the weighted choice.
     pub random: u64,
+    /// The request arrived over TLS (for the `request` location scheme).
+    pub secure: bool,
 }
 
 /// The settings the decision depends on.
@@ -207,14 +209,25 @@ pub fn decide_with_streams(
         return decision(Outcome::NotFound(NotFound::Edge));
     };
     let (step, edge) = (choice.step, choice.edge);
+    let https = match route_config.location_scheme {
+        LocationScheme::Edge => None,
+        LocationScheme::Https => Some(true),
+        LocationScheme::Request => Some(req.secure),
+    };
+    let bases = &edge.scheme_bases;
+    let (live_base, http_base) = match https {
+        None => (&edge.live_base, &edge.http_base),
+        Some(true) => (&bases.live_https, &bases.http_https),
+        Some(false) => (&bases.live_http, &edge.http_base),
+    };
     let (location, path_start) = match content {
         Some(path) => (
-            build_location(&edge.live_base, path, true, query),
-            edge.live_base.len(),
+            build_location(live_base, path, true, query),
+            live_base.len(),
         ),
         None => (
-            build_location(&edge.http_base, req.path, false, query),
-            edge.http_base.len(),
+            build_location(http_base, req.path, false, query),
+            http_base.len(),
         ),
     };
     decision(Outcome::Redirect {

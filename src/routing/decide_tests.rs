@@ -154,6 +154,7 @@ impl<'a> Req<'a> {
             peer: self.peer.parse().unwrap(),
             x_real_ip: self.x_real_ip,
             random,
+            secure: false,
         };
         let mut decision = decide(snapshot, policy, &facts);
         // Expected outcomes below name edge, region and subnet; where the redirect points
@@ -874,6 +875,7 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
                 mode: crate::config::Mode::Redirect,
                 selection: crate::config::SelectionPolicy::Consistent,
                 spread: 2,
+                location_scheme: crate::config::LocationScheme::Edge,
             }; 4],
         ),
         ..policy(true)
@@ -912,6 +914,7 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
             peer: ip(peer),
             x_real_ip,
             random: rng.u64(..),
+            secure: false,
         };
         let d = decide(Some(s), p, &facts);
         let label = format!("{path:?} ?{query:?} from {peer} → {:?}", d.outcome);
@@ -972,4 +975,105 @@ fn location_is_scheme_host_port_path_whatever_the_request_path() {
         redirects.iter().all(|&n| n > 1000) && refused > 5000,
         "redirects {redirects:?}, refused {refused}"
     );
+}
+
+/// `location_scheme` × edge port × the request's scheme → the Location's base, for live
+/// (content path) and VOD (request path).
+#[test]
+fn location_scheme_table() {
+    use crate::config::LocationScheme::{self, *};
+    let with_scheme = |scheme: LocationScheme| RoutingPolicy {
+        routes: crate::config::RoutesConfig(
+            [crate::config::RouteConfig {
+                location_scheme: scheme,
+                ..Default::default()
+            }; 4],
+        ),
+        ..policy(false)
+    };
+    let location = |s: &Snapshot, scheme, path: &str, secure: bool| {
+        let facts = RequestFacts {
+            method: &Method::GET,
+            path,
+            query: None,
+            peer: CLIENT.parse().unwrap(),
+            x_real_ip: None,
+            random: 0,
+            secure,
+        };
+        match decide(Some(s), &with_scheme(scheme), &facts).outcome {
+            Outcome::Redirect { location, .. } => location,
+            other => panic!("{other:?}"),
+        }
+    };
+    let live = "/btv/live/hls/epg_1";
+    let cases: &[(LocationScheme, u16, bool, &str, &str)] = &[
+        // scheme, edge port, request over TLS, live base, VOD base
+        (Edge, 80, true, "http://e1.example", "http://e1.example"),
+        (Edge, 443, false, "https://e1.example", "http://e1.example"),
+        (
+            Edge,
+            8080,
+            true,
+            "http://e1.example:8080",
+            "http://e1.example",
+        ),
+        (Https, 80, false, "https://e1.example", "https://e1.example"),
+        (
+            Https,
+            443,
+            false,
+            "https://e1.example",
+            "https://e1.example",
+        ),
+        (
+            Https,
+            8443,
+            false,
+            "https://e1.example:8443",
+            "https://e1.example",
+        ),
+        (
+            Request,
+            80,
+            true,
+            "https://e1.example",
+            "https://e1.example",
+        ),
+        (
+            Request,
+            443,
+            false,
+            "http://e1.example",
+            "http://e1.example",
+        ),
+        (
+            Request,
+            8080,
+            false,
+            "http://e1.example:8080",
+            "http://e1.example",
+        ),
+        (
+            Request,
+            8080,
+            true,
+            "https://e1.example:8080",
+            "https://e1.example",
+        ),
+    ];
+    for &(scheme, port, secure, live_base, vod_base) in cases {
+        let s = snapshot(port);
+        let label = format!("{scheme:?} port {port} secure {secure}");
+        assert_eq!(
+            location(&s, scheme, live, secure),
+            format!("{live_base}/live/ch1/index.m3u8"),
+            "{label}"
+        );
+        assert_eq!(
+            location(&s, scheme, "/vod//x.mp4", secure),
+            format!("{vod_base}/vod/x.mp4"),
+            "{label}"
+        );
+    }
 }

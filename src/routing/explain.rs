@@ -165,6 +165,7 @@ pub fn explain_with_streams(
         peer: ip,
         x_real_ip: None,
         random: 0,
+        secure: false,
     };
     // The address is taken as the client's: no proxy header applies.
     let untrusting = RoutingPolicy {

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod answer;
+pub mod h2_limits;
 pub mod management;
 pub mod pipeline;
 pub mod proxy;
@@ -53,6 +54,8 @@ pub struct Parts {
     pub refresh: RefreshSender,
     pub state: Arc<RouterState>,
     pub upgrade: signals::upgrade::SelfUpgrade,
+    /// Certificates and acceptor of the TLS listeners, when there are any.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 /// Sets `flag` once this process has handed its listening sockets to a new one (SIGQUIT in a
@@ -87,6 +90,7 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         refresh,
         state,
         upgrade,
+        tls,
     } = parts;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
@@ -98,18 +102,24 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         settings: settings.clone(),
         resolver: proxy::edge_resolver::EdgeResolver::default(),
     };
-    let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
+    proxy.h2_options = Some(h2_limits::h2_options(&config.tls.h2));
+    proxy.server_options = Some(h2_limits::server_options(config.http.keepalive_timeout));
     let handing_over = Arc::new(AtomicBool::new(false));
     watch_hand_over(&server, Arc::clone(&handing_over));
     let app =
         public::fast_path::RouterApp::new(proxy, state.clone(), settings.clone(), handing_over);
-    let router =
+    let mut router =
         public::listeners::RouterListeners::new("cti-kaltura router", config.listen.clone(), app);
+    if let Some(tls) = &tls {
+        router = router.with_tls(config.tls.listen.clone(), Arc::clone(tls));
+    }
 
     let management_app = management::Management {
         state: state.clone(),
         refresh: refresh.clone(),
         settings: settings.clone(),
+        tls: tls.clone(),
     };
     let mut management = Service::new("cti-kaltura management".to_string(), management_app);
     let management_addr = config.management_listen;
@@ -131,6 +141,12 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         HealthChecker::new(settings.clone(), state),
     ));
     server.add_service(background_service("in-place upgrade", upgrade));
+    if let Some(tls) = tls {
+        server.add_service(background_service(
+            "TLS certificate reloader",
+            crate::tls::reload::CertificateReloader::new(tls, config.tls.watch_interval),
+        ));
+    }
     server.add_service(background_service(
         "config reloader",
         signals::reload::ConfigReloader::new(config_path, settings, refresh),

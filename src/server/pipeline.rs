@@ -31,6 +31,8 @@ pub struct Incoming<'a> {
     /// The first `X-Real-IP` value.
     pub x_real_ip: Option<&'a [u8]>,
     pub size: HeadSize,
+    /// Arrived over TLS.
+    pub secure: bool,
 }
 
 /// What to do with a request.
@@ -134,6 +136,7 @@ pub fn handle(
         peer: req.peer,
         x_real_ip: req.x_real_ip,
         random: fastrand::u64(..),
+        secure: req.secure,
     };
     let policy = &settings.policy;
     let streams_on = settings.config.stream_health_on();

@@ -157,6 +157,8 @@ pub struct Server {
     pub live_base: Box<str>,
     /// `http://host`, for VOD and static (always http, no port: a customer rule).
     pub http_base: Box<str>,
+    /// The bases of the `https` and `request` location schemes.
+    pub scheme_bases: SchemeBases,
     /// Health as the checker sees it; shared with the health registry.
     pub health: Arc<HealthCell>,
 }
@@ -403,3 +405,16 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests;
+
+/// An edge's Location bases when the scheme is chosen by the route's `location_scheme`
+/// rather than by the edge's port. Port rule: 80 and 443 are left out (each scheme's
+/// default), any other port is kept; VOD and static carry no port, as with the edge rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemeBases {
+    /// Live and catch-up over https: `https://host` or `https://host:port`.
+    pub live_https: Box<str>,
+    /// Live and catch-up over http: `http://host` or `http://host:port`.
+    pub live_http: Box<str>,
+    /// VOD and static over https: `https://host`.
+    pub http_https: Box<str>,
+}

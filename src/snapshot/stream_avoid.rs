@@ -236,6 +236,7 @@ mod tests {
                     peer: ip(),
                     x_real_ip: None,
                     random: random.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    secure: false,
                 };
                 let d = decide_with_streams(Some(&s), Some(&stalled), &policy, &facts);
                 let Outcome::Redirect {

@@ -1770,6 +1770,7 @@ fn routing_never_panics_on_any_snapshot_the_loader_accepts() {
                 mode: Mode::Redirect,
                 selection: SelectionPolicy::Consistent,
                 spread: 3,
+                ..RouteConfig::default()
             }; 4],
         ),
         panic_mode: false,
@@ -1834,6 +1835,7 @@ fn routing_never_panics_on_any_snapshot_the_loader_accepts() {
                 peer: pick(&mut rng, &clients),
                 x_real_ip: None,
                 random: rng.u64(..),
+                secure: false,
             };
             let d = decide(Some(&s), &policies[rng.usize(..2)], &facts);
             if let Outcome::Redirect {

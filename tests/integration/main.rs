@@ -27,4 +27,6 @@ mod request_metrics;
 mod routes;
 mod snapshot_cli;
 mod stream_health;
+mod tls;
+mod tls_client;
 mod upgrade;

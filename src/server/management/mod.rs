@@ -21,6 +21,8 @@ pub struct Management {
     pub refresh: RefreshSender,
     /// Token, policy and timeouts in force.
     pub settings: SharedSettings,
+    /// The TLS listeners' certificates, when there are TLS listeners.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 /// How long `POST /admin/refresh` waits for the fetch: the admin timeout plus time to compile.
@@ -301,18 +303,19 @@ impl ServeHttp for Management {
             ("GET", "/debug/edges") => self.debug_edges(),
             ("GET", "/debug/route") => self.debug_route(session.req_header().uri.query()),
             ("GET", "/debug/streams") => self.debug_streams(),
+            ("GET", "/debug/tls") => json(200, &crate::tls::debug_json(self.tls.as_deref())),
             ("GET", "/metrics") => self.metrics(),
             ("POST", "/admin/refresh") => self.admin_refresh(session).await,
             (
                 _,
                 "/healthz" | "/readyz" | "/debug/snapshot" | "/debug/edges" | "/debug/route" | "/metrics"
-                | "/admin/refresh" | "/debug/streams",
+                | "/admin/refresh" | "/debug/streams" | "/debug/tls",
             ) => {
                 text(405, "method not allowed")
             }
             _ => text(
                 404,
-                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /debug/streams /metrics, POST /admin/refresh[?force=true]",
+                "endpoints: GET /healthz /readyz /debug/snapshot /debug/edges /debug/route?ip=&path= /debug/streams /debug/tls /metrics, POST /admin/refresh[?force=true]",
             ),
         }
     }

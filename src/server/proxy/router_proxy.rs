@@ -111,6 +111,7 @@ impl RouterProxy {
             peer,
             x_real_ip: req.headers.get("x-real-ip").map(|v| v.as_bytes()),
             size,
+            secure: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         };
         pipeline::handle(&self.state, &self.settings.load(), &incoming, started)
     }

@@ -3,7 +3,7 @@
 //! (proxy-mode routes, chunked bodies, unusual requests) goes, bytes untouched, to the Pingora
 //! proxy framework, whose per-request machinery costs more than all the rest of a redirect.
 
-use super::client_limit::ClientLimiter;
+use super::client_limit::{ClientLimiter, ClientSlot};
 use super::http1::{
     chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
     HeadParse, Refusal,
@@ -98,13 +98,19 @@ impl Connection for Stream {}
 /// The accepted socket as a Pingora stream, for the framework: Nagle off, and the client's
 /// address known without asking the kernel again.
 fn into_pingora_stream(tcp: LazyTcp, peer: SocketAddr) -> Option<Stream> {
+    Some(Box::new(into_l4_stream(tcp, peer)?))
+}
+
+/// The accepted socket as Pingora's TCP stream (for a TLS handshake, or boxed for the
+/// framework).
+fn into_l4_stream(tcp: LazyTcp, peer: SocketAddr) -> Option<L4Stream> {
     let tcp: TcpStream = tcp.into_registered().ok()?;
     let _ = tcp.set_nodelay(true);
     let mut stream: L4Stream = tcp.into();
     let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
     let _ = digest.peer_addr.set(Some(peer.into()));
     stream.set_socket_digest(digest);
-    Some(Box::new(stream))
+    Some(stream)
 }
 
 /// A connection's state across requests, whichever stream carries it.
@@ -117,6 +123,8 @@ struct ConnState {
     answers: u64,
     /// The keep-alive idle deadline, from the last request.
     idle: IdleTimer,
+    /// The connection is TLS (the `request` location scheme gives `https`).
+    secure: bool,
 }
 
 /// A request for the framework at the start of the buffer.
@@ -351,6 +359,7 @@ impl RouterApp {
         buf: &[u8],
         head: &FastHead,
         peer: IpAddr,
+        secure: bool,
         started: Instant,
     ) -> Option<Handled> {
         let settings = self.settings.load();
@@ -370,6 +379,7 @@ impl RouterApp {
             peer,
             x_real_ip: head.x_real_ip.clone().map(|r| &buf[r]),
             size: head.size,
+            secure,
         };
         Some(pipeline::handle(&self.state, &settings, &incoming, started))
     }
@@ -522,7 +532,9 @@ impl RouterApp {
                 && !self.ending(shutdown)
                 && body_len.is_some_and(|n| n <= MAX_DISCARDED_BODY);
             let request_len = body_len.and_then(|n| fast.head_len.checked_add(n));
-            let Some(Handled { action, record }) = self.handle(buf, &fast, peer, started) else {
+            let Some(Handled { action, record }) =
+                self.handle(buf, &fast, peer, conn.secure, started)
+            else {
                 return Served::Delegate(Handover {
                     request_len,
                     decided: None,
@@ -602,6 +614,40 @@ impl RouterApp {
         Served::Done
     }
 
+    /// A slot for a new connection from `peer_ip` under `max_connections_per_client`:
+    /// `Err` when the client has as many open already (counted and logged here).
+    fn admit(&self, peer_ip: IpAddr) -> Result<Option<ClientSlot>, ()> {
+        let limit = {
+            let settings = self.settings.load();
+            let limit = settings.config.http.max_connections_per_client;
+            let exempt = settings.policy.trusted_proxies.contains(peer_ip);
+            (limit > 0 && !exempt).then_some(limit)
+        };
+        match limit {
+            Some(limit) => match self.clients.admit(peer_ip, limit) {
+                Some(slot) => Ok(Some(slot)),
+                None => {
+                    METRICS.count_close(CloseReason::ClientLimit);
+                    log::debug!("refused a connection from {peer_ip}: {limit} already open");
+                    Err(())
+                }
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn new_conn(&self, accepted: Instant, secure: bool) -> ConnState {
+        ConnState {
+            buf: BytesMut::with_capacity(INITIAL_BUFFER),
+            out: Vec::with_capacity(512),
+            accepted: Some(accepted),
+            closing: self.closing.subscribe(),
+            answers: 0,
+            idle: IdleTimer::new(accepted),
+            secure,
+        }
+    }
+
     /// Serves one accepted connection until it ends: on the fast loop, through the
     /// framework for the requests that need it.
     pub async fn serve_connection(
@@ -611,42 +657,33 @@ impl RouterApp {
         shutdown: &ShutdownWatch,
     ) {
         let peer_ip = canonical_ip(peer.ip());
-        let limit = {
-            let settings = self.settings.load();
-            let limit = settings.config.http.max_connections_per_client;
-            let exempt = settings.policy.trusted_proxies.contains(peer_ip);
-            (limit > 0 && !exempt).then_some(limit)
-        };
-        let _slot = match limit {
-            Some(limit) => match self.clients.admit(peer_ip, limit) {
-                Some(slot) => Some(slot),
-                None => {
-                    METRICS.count_close(CloseReason::ClientLimit);
-                    log::debug!("refused a connection from {peer_ip}: {limit} already open");
-                    return;
-                }
-            },
-            None => None,
+        let Ok(_slot) = self.admit(peer_ip) else {
+            return;
         };
         let _open = OpenConnection::new();
-        let accepted = Instant::now();
-        let mut conn = ConnState {
-            buf: BytesMut::with_capacity(INITIAL_BUFFER),
-            out: Vec::with_capacity(512),
-            accepted: Some(accepted),
-            closing: self.closing.subscribe(),
-            answers: 0,
-            idle: IdleTimer::new(accepted),
-        };
+        let mut conn = self.new_conn(Instant::now(), false);
         let mut tcp = LazyTcp::Plain(tcp);
-        let Served::Delegate(mut handover) =
-            self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
+        let Served::Delegate(handover) = self.serve(&mut tcp, &mut conn, peer_ip, shutdown).await
         else {
             return;
         };
-        let Some(mut stream) = into_pingora_stream(tcp, peer) else {
+        let Some(stream) = into_pingora_stream(tcp, peer) else {
             return;
         };
+        self.serve_handed_over(stream, &mut conn, handover, peer_ip, shutdown)
+            .await;
+    }
+
+    /// Serves a connection whose next request is for the framework: the framework and the
+    /// fast loop take turns until it ends.
+    async fn serve_handed_over(
+        &self,
+        mut stream: Stream,
+        conn: &mut ConnState,
+        mut handover: Handover,
+        peer_ip: IpAddr,
+        shutdown: &ShutdownWatch,
+    ) {
         loop {
             let keep_alive = handover.keep_alive;
             match self
@@ -661,12 +698,12 @@ impl RouterApp {
                     // The client asked for a close that the framework may not have seen (it
                     // reads only the first Connection field): nothing more is read as a request.
                     let limits = self.settings.load().config.http;
-                    linger(&mut reused, &mut conn, &limits).await;
+                    linger(&mut reused, conn, &limits).await;
                     return;
                 }
                 None => return,
             }
-            match self.serve(&mut stream, &mut conn, peer_ip, shutdown).await {
+            match self.serve(&mut stream, conn, peer_ip, shutdown).await {
                 Served::Done => return,
                 Served::Delegate(next) => handover = next,
             }
@@ -695,6 +732,9 @@ impl Drop for OpenConnection {
         METRICS.client_connections.dec();
     }
 }
+
+#[path = "tls_connection.rs"]
+mod tls_connection;
 
 #[cfg(test)]
 #[path = "fast_path_tests.rs"]

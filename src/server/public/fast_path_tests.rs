@@ -44,6 +44,7 @@ async fn serve(app: &RouterApp, input: &[u8]) -> (String, Served) {
         closing: closing_rx,
         answers: 0,
         idle: super::IdleTimer::new(Instant::now()),
+        secure: false,
     };
     let peer: IpAddr = "127.0.0.1".parse().expect("an address");
     let served = app.serve(&mut server, &mut conn, peer, &shutdown).await;

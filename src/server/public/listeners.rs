@@ -6,6 +6,7 @@
 
 use super::fast_path::RouterApp;
 use super::lazy_tcp::accept_nonblocking;
+use crate::tls::TlsState;
 use async_trait::async_trait;
 use pingora::server::{ListenFds, ShutdownWatch};
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ const BACKLOG: i32 = 65_535;
 pub struct RouterListeners {
     name: String,
     addrs: Vec<SocketAddr>,
+    /// TLS listeners (`router.tls.listen`) and what their handshakes use.
+    tls: Option<(Vec<SocketAddr>, Arc<TlsState>)>,
     app: Option<RouterApp>,
 }
 
@@ -28,8 +31,17 @@ impl RouterListeners {
         RouterListeners {
             name: name.to_string(),
             addrs,
+            tls: None,
             app: Some(app),
         }
+    }
+
+    /// Adds TLS listeners.
+    pub fn with_tls(mut self, addrs: Vec<SocketAddr>, tls: Arc<TlsState>) -> Self {
+        if !addrs.is_empty() {
+            self.tls = Some((addrs, tls));
+        }
+        self
     }
 }
 
@@ -80,6 +92,7 @@ fn listen(
 async fn accept_loop(
     app: Arc<RouterApp>,
     listener: Arc<AsyncFd<std::net::TcpListener>>,
+    tls: Option<Arc<TlsState>>,
     mut shutdown: ShutdownWatch,
 ) {
     loop {
@@ -104,7 +117,19 @@ async fn accept_loop(
             Ok((tcp, peer)) => {
                 let app = Arc::clone(&app);
                 let shutdown = shutdown.clone();
-                tokio::spawn(async move { app.serve_connection(tcp, peer, &shutdown).await });
+                match &tls {
+                    None => {
+                        tokio::spawn(
+                            async move { app.serve_connection(tcp, peer, &shutdown).await },
+                        );
+                    }
+                    Some(tls) => {
+                        let tls = Arc::clone(tls);
+                        tokio::spawn(async move {
+                            app.serve_tls_connection(tcp, peer, &tls, &shutdown).await
+                        });
+                    }
+                }
             }
             Err(e) => {
                 log::error!("accept() failed: {e}");
@@ -133,7 +158,13 @@ impl pingora::services::Service for RouterListeners {
         };
         let app = Arc::new(app);
         let mut loops = Vec::new();
-        for addr in &self.addrs {
+        let plain = self.addrs.iter().map(|addr| (*addr, None));
+        let tls = self
+            .tls
+            .iter()
+            .flat_map(|(addrs, tls)| addrs.iter().map(move |addr| (*addr, Some(Arc::clone(tls)))));
+        for (addr, tls) in plain.chain(tls) {
+            let addr = &addr;
             let listener = match listen(*addr, fds.as_ref()) {
                 Ok(listener) => Arc::new(listener),
                 Err(e) => {
@@ -143,10 +174,15 @@ impl pingora::services::Service for RouterListeners {
                     std::process::exit(1);
                 }
             };
-            log::info!("listening on {addr}");
+            let what = if tls.is_some() { " (TLS)" } else { "" };
+            log::info!("listening on {addr}{what}");
             for _ in 0..listeners_per_fd.max(1) {
-                let accepting =
-                    accept_loop(Arc::clone(&app), Arc::clone(&listener), shutdown.clone());
+                let accepting = accept_loop(
+                    Arc::clone(&app),
+                    Arc::clone(&listener),
+                    tls.clone(),
+                    shutdown.clone(),
+                );
                 loops.push(tokio::spawn(accepting));
             }
         }
@@ -160,6 +196,13 @@ impl pingora::services::Service for RouterListeners {
     }
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
-        Some(self.addrs.iter().map(|a| a.to_string()).collect())
+        let tls = self.tls.iter().flat_map(|(addrs, _)| addrs);
+        Some(
+            self.addrs
+                .iter()
+                .chain(tls)
+                .map(|a| a.to_string())
+                .collect(),
+        )
     }
 }

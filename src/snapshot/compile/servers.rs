@@ -3,7 +3,7 @@
 
 use super::{parse_all, Problems};
 use crate::snapshot::model::{is_status, Id, RawServer};
-use crate::snapshot::{Server, ServerType};
+use crate::snapshot::{SchemeBases, Server, ServerType};
 use crate::vocab::path::is_path_like;
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
@@ -80,6 +80,7 @@ fn server_from_raw(s: &RawServer<'_>) -> Result<Server, String> {
     }
     let domain_lower = domain.to_ascii_lowercase();
     let (live_base, http_base) = base_urls(&domain_lower, port);
+    let scheme_bases = scheme_bases(&domain_lower, port);
     Ok(Server {
         id: s.id,
         server_type,
@@ -93,6 +94,7 @@ fn server_from_raw(s: &RawServer<'_>) -> Result<Server, String> {
         healthcheck_path: s.healthcheck_path.as_deref().map(Into::into),
         live_base,
         http_base,
+        scheme_bases,
         health: Default::default(),
     })
 }
@@ -107,6 +109,19 @@ fn is_domain_name(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// The bases of the `https` and `request` location schemes (see [`SchemeBases`]).
+fn scheme_bases(domain: &str, port: u16) -> SchemeBases {
+    let with_port = |scheme: &str| match port {
+        80 | 443 => format!("{scheme}://{domain}").into(),
+        other => format!("{scheme}://{domain}:{other}").into(),
+    };
+    SchemeBases {
+        live_https: with_port("https"),
+        live_http: with_port("http"),
+        http_https: format!("https://{domain}").into(),
+    }
 }
 
 fn base_urls(domain: &str, port: u16) -> (Box<str>, Box<str>) {
