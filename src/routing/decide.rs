@@ -92,6 +92,10 @@ pub enum Outcome {
 pub struct EdgeTarget {
     /// Where the edge-relative part (path and query) starts in the Location.
     pub path_start: usize,
+    /// Live and catch-up: where the content's directory on the edge (the stream's or record's
+    /// path up to its last `/`) ends in the Location; what sub-requests resolve against.
+    /// `path_start` for VOD and static.
+    pub dir_end: usize,
     /// Index of the edge in [`Snapshot::servers`].
     pub edge_index: u32,
     /// Index of the region in [`Snapshot::regions`].
@@ -174,19 +178,54 @@ pub fn decide(
             random: req.random,
         },
     };
-    let Some(choice) = snapshot.choose_edge(ip, selector, policy.panic_mode) else {
+    let Some(mut choice) = snapshot.choose_edge(ip, selector, policy.panic_mode) else {
         return decision(Outcome::NotFound(NotFound::Edge));
     };
+    let sub = match route {
+        Route::Live(c) | Route::Catchup(c) => c.sub,
+        Route::Vod | Route::Static => None,
+    };
+    if let Some(hinted) = sub
+        .and_then(|s| s.edge_hint)
+        .and_then(|id| snapshot.hinted_edge(choice.step.region, id, selector, choice.panic))
+    {
+        choice.edge_index = hinted;
+        choice.edge = &snapshot.servers[hinted as usize];
+    }
     let (step, edge) = (choice.step, choice.edge);
-    let (location, path_start) = match content {
-        Some(path) => (
-            build_location(&edge.live_base, path, true, query),
-            edge.live_base.len(),
-        ),
-        None => (
-            build_location(&edge.http_base, req.path, false, query),
-            edge.http_base.len(),
-        ),
+    let (location, path_start, dir_end) = match (content, sub) {
+        (Some(path), None) => {
+            let base = edge.live_base.len();
+            let dir_end = base + path.rfind('/').map_or(0, |i| i + 1);
+            (
+                build_location(&edge.live_base, path, true, query),
+                base,
+                dir_end,
+            )
+        }
+        (Some(path), Some(sub)) => {
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            let base = edge.live_base.len();
+            let mut location = String::with_capacity(
+                base + dir.len() + sub.rest.len() + query.map_or(0, |q| q.len() + 1),
+            );
+            location.push_str(&edge.live_base);
+            location.push_str(dir);
+            location.push_str(sub.rest);
+            if let Some(q) = query {
+                location.push('?');
+                location.push_str(q);
+            }
+            (location, base, base + dir.len())
+        }
+        (None, _) => {
+            let base = edge.http_base.len();
+            (
+                build_location(&edge.http_base, req.path, false, query),
+                base,
+                base,
+            )
+        }
     };
     decision(Outcome::Redirect {
         location,
@@ -195,6 +234,7 @@ pub fn decide(
         subnet_id: step.subnet_id,
         target: EdgeTarget {
             path_start,
+            dir_end,
             edge_index: choice.edge_index,
             region_index: step.region,
             panic: choice.panic,

@@ -177,6 +177,7 @@ fn ip(s: &str) -> IpAddr {
 /// Stands for the snapshot position of any redirect in expected outcomes.
 const ANY_TARGET: EdgeTarget = EdgeTarget {
     path_start: 0,
+    dir_end: 0,
     edge_index: 0,
     region_index: 0,
     panic: false,

@@ -1,9 +1,15 @@
 //! The request-path grammar: `/btv/{live|catchup}/{hls|mpd}[_{wv|pr|cenc}]/{id}[.m3u8|.mpd]`,
 //! `/vod/{rest}` and `/static[/{rest}]`, anchored and case-sensitive. Anything else is invalid.
+//! Live and catch-up also take sub-requests (what proxied manifests refer to):
+//! `/btv/{live|catchup}/{codec}/{id}/~e{edge_id}/{rest}` or `.../{id}/~/{rest}`, `rest` being
+//! a safe relative path inside the content's directory on the edge.
 
 pub use crate::vocab::path::is_epg_id;
 pub use crate::vocab::RouteKind;
-use crate::vocab::{Encryption, Protocol};
+use crate::vocab::{Encryption, Id, Protocol};
+
+/// The marker segment that starts a sub-request's edge hint: `~e{edge_id}` or `~` (none).
+pub const SUB_REQUEST_MARK: &str = "~";
 
 /// A live or catch-up request: which content, in which protocol and encryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +17,18 @@ pub struct ContentRequest<'a> {
     pub protocol: Protocol,
     pub encryption: Encryption,
     pub epg_id: &'a str,
+    /// A sub-request: a file inside the content's directory on the edge.
+    pub sub: Option<SubPath<'a>>,
+}
+
+/// The part of a sub-request after the content id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubPath<'a> {
+    /// The edge the session was on (`~e{id}`): kept while it is still a right choice.
+    pub edge_hint: Option<Id>,
+    /// Relative to the content's directory on the edge; non-empty, safe (no `.`/`..`
+    /// segments, no leading `/`).
+    pub rest: &'a str,
 }
 
 /// A request path that fits the grammar.
@@ -58,6 +76,15 @@ fn parse_codec(codec: &str) -> Option<(Protocol, Encryption)> {
 fn parse_content(rest: &str) -> Option<ContentRequest<'_>> {
     let (codec, resource) = rest.split_once('/')?;
     let (protocol, encryption) = parse_codec(codec)?;
+    if let Some((epg_id, sub)) = resource.split_once('/') {
+        let sub = parse_sub_path(sub)?;
+        return is_epg_id(epg_id).then_some(ContentRequest {
+            protocol,
+            encryption,
+            epg_id,
+            sub: Some(sub),
+        });
+    }
     let epg_id = resource
         .strip_suffix(".m3u8")
         .or_else(|| resource.strip_suffix(".mpd"))
@@ -66,7 +93,50 @@ fn parse_content(rest: &str) -> Option<ContentRequest<'_>> {
         protocol,
         encryption,
         epg_id,
+        sub: None,
     })
+}
+
+/// `~e{edge_id}/{rest}` or `~/{rest}`: the edge id is decimal digits of a positive id, `rest`
+/// a non-empty safe path (what [`is_safe_path`] accepts, not starting with `/`).
+fn parse_sub_path(sub: &str) -> Option<SubPath<'_>> {
+    let (mark, rest) = sub.split_once('/')?;
+    let hint = mark.strip_prefix(SUB_REQUEST_MARK)?;
+    let edge_hint = match hint {
+        "" => None,
+        digits => {
+            let digits = digits.strip_prefix('e')?;
+            if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            Some(digits.parse::<Id>().ok()?)
+        }
+    };
+    let safe = !rest.is_empty() && !rest.starts_with('/') && is_safe_path(rest);
+    safe.then_some(SubPath { edge_hint, rest })
+}
+
+/// Writes the sub-request path of `epg_id` (the route's `/btv/{live|catchup}/{codec}` part in
+/// `route_prefix`) for `rest` with an optional edge hint; the inverse of [`parse_route`].
+pub fn write_sub_request(
+    out: &mut String,
+    route_prefix: &str,
+    epg_id: &str,
+    edge_hint: Option<Id>,
+    rest: &str,
+) {
+    out.push_str(route_prefix);
+    out.push('/');
+    out.push_str(epg_id);
+    out.push('/');
+    out.push_str(SUB_REQUEST_MARK);
+    if let Some(id) = edge_hint {
+        out.push('e');
+        out.push_str(&id.to_string());
+    }
+    out.push('/');
+    out.push_str(rest);
 }
 
 /// RFC 3986 path characters (unreserved, sub-delims, `:`, `@`, `/`) and `%XX` escapes; no
@@ -130,6 +200,7 @@ mod tests {
             protocol: p,
             encryption: e,
             epg_id: id,
+            sub: None,
         }))
     }
 
@@ -160,7 +231,8 @@ mod tests {
             Some(Route::Catchup(ContentRequest {
                 protocol: Mpd,
                 encryption: Widevine,
-                epg_id: "297190605151500"
+                epg_id: "297190605151500",
+                sub: Option::None,
             }))
         );
         assert_eq!(parse_route("/vod/a//b/c.mp4"), Some(Route::Vod));
@@ -183,6 +255,20 @@ mod tests {
             "/btv/live/hls/a/",
             "/btv/live/hls/",
             "/btv/live/hls/a/b",
+            "/btv/live/hls/a/~",
+            "/btv/live/hls/a/~/",
+            "/btv/live/hls/a/~x/b.ts",
+            "/btv/live/hls/a/~e/b.ts",
+            "/btv/live/hls/a/~e1x/b.ts",
+            "/btv/live/hls/a/~e-1/b.ts",
+            "/btv/live/hls/a/~e1//b.ts",
+            "/btv/live/hls/a/~e1/../b.ts",
+            "/btv/live/hls/a/~/x/../../b.ts",
+            "/btv/live/hls/a/~/./b.ts",
+            "/btv/live/hls/a/~/b%zz",
+            "/btv/live/hls/a/~/b c",
+            "/btv/live/hls/a.m3u8/~/b.ts",
+            "/btv/live/hls/a!/~/b.ts",
             "/btv/live/hls/a.mpd.m3u8",
             "/btv/live/hls/a!m3u8",
             "/btv/live/hls/a/mpd",
@@ -213,6 +299,35 @@ mod tests {
         ] {
             assert_eq!(parse_route(path), None, "{path:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn sub_requests_name_content_hint_and_rest() {
+        let sub = |path| match parse_route(path) {
+            Some(Route::Live(c) | Route::Catchup(c)) => {
+                c.sub.map(|s| (c.epg_id, s.edge_hint, s.rest))
+            }
+            _ => None,
+        };
+        assert_eq!(
+            sub("/btv/live/hls/ch1/~/seg0.ts"),
+            Some(("ch1", None, "seg0.ts"))
+        );
+        assert_eq!(
+            sub("/btv/live/hls_wv/ch1/~e42/v1/a%20b/seg.m4s"),
+            Some(("ch1", Some(42), "v1/a%20b/seg.m4s"))
+        );
+        assert_eq!(
+            sub("/btv/catchup/mpd/p1/~e7/manifest.mpd"),
+            Some(("p1", Some(7), "manifest.mpd"))
+        );
+        let mut out = String::new();
+        write_sub_request(&mut out, "/btv/live/hls", "ch1", Some(42), "v1/index.m3u8");
+        assert_eq!(out, "/btv/live/hls/ch1/~e42/v1/index.m3u8");
+        assert_eq!(sub(&out), Some(("ch1", Some(42), "v1/index.m3u8")));
+        let mut out = String::new();
+        write_sub_request(&mut out, "/btv/catchup/mpd", "p1", None, "a.mpd");
+        assert_eq!(sub(&out), Some(("p1", None, "a.mpd")));
     }
 
     #[test]
