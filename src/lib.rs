@@ -5,6 +5,7 @@ pub mod config;
 pub mod health;
 pub mod health_checker;
 pub mod logging;
+pub mod manifest;
 pub mod metrics;
 pub mod routing;
 pub mod server;
