@@ -14,4 +14,5 @@ pub mod snapshot;
 pub mod sources;
 pub mod startup;
 pub mod state;
+pub mod streaming;
 pub mod vocab;

@@ -113,8 +113,34 @@ fn parse_sub_path(sub: &str) -> Option<SubPath<'_>> {
             Some(digits.parse::<Id>().ok()?)
         }
     };
-    let safe = !rest.is_empty() && !rest.starts_with('/') && is_safe_path(rest);
+    let safe = !rest.is_empty() && is_safe_sub_path(rest);
     safe.then_some(SubPath { edge_hint, rest })
+}
+
+/// A path relative to a content's directory that stays inside it: what [`is_safe_path`]
+/// accepts, not starting with `/`, no encoded `/` or `\` (`%2f`, `%5c`: an edge that decodes
+/// them would see other segments), and no segment that an edge could decode into `.` or `..`
+/// (`%2e`, `.%2E`, ...). May be empty (the directory itself).
+pub fn is_safe_sub_path(rest: &str) -> bool {
+    let lower_escapes = rest.to_ascii_lowercase();
+    !rest.starts_with('/')
+        && is_safe_path(rest)
+        && !lower_escapes.contains("%2f")
+        && !lower_escapes.contains("%5c")
+        && !rest.split('/').any(|segment| {
+            let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+            decoded == "." || decoded == ".."
+        })
+}
+
+/// Whether a path (without query) names a manifest by its extension: `.m3u8` or `.mpd`, in any
+/// case. The router fetches those itself, to rewrite them.
+pub fn names_manifest(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ends = |ext: &str| {
+        name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+    };
+    ends(".m3u8") || ends(".mpd")
 }
 
 /// Writes the sub-request path of `epg_id` (the route's `/btv/{live|catchup}/{codec}` part in
@@ -267,6 +293,9 @@ mod tests {
             "/btv/live/hls/a/~/./b.ts",
             "/btv/live/hls/a/~/b%zz",
             "/btv/live/hls/a/~/b c",
+            "/btv/live/hls/a/~/%2e%2E/b.ts",
+            "/btv/live/hls/a/~/x/.%2e/b.ts",
+            "/btv/live/hls/a/~/%2E/b.ts",
             "/btv/live/hls/a.m3u8/~/b.ts",
             "/btv/live/hls/a!/~/b.ts",
             "/btv/live/hls/a.mpd.m3u8",
@@ -328,6 +357,21 @@ mod tests {
         let mut out = String::new();
         write_sub_request(&mut out, "/btv/catchup/mpd", "p1", None, "a.mpd");
         assert_eq!(sub(&out), Some(("p1", None, "a.mpd")));
+    }
+
+    #[test]
+    fn manifests_by_extension() {
+        assert!(names_manifest("/live/a/index.m3u8"));
+        assert!(names_manifest("v1/INDEX.M3U8"));
+        assert!(names_manifest("manifest.mpd"));
+        assert!(!names_manifest("/live/a/seg.ts"));
+        assert!(!names_manifest("/live/a.m3u8/seg.ts"));
+        assert!(!names_manifest(".mpd"));
+        assert!(is_safe_sub_path(""));
+        assert!(is_safe_sub_path("a/%2e%2ex/b"));
+        assert!(!is_safe_sub_path("a/%2e%2e/b"));
+        assert!(!is_safe_sub_path("..%2f..%2fetc"));
+        assert!(!is_safe_sub_path("a%5C..%5Cb"));
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         state: state.clone(),
         settings: settings.clone(),
         resolver: proxy::edge_resolver::EdgeResolver::default(),
+        // The same options (CA file, ...) as the framework's own connector to edges.
+        manifest_connector: pingora::connectors::http::Connector::new(Some(
+            pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
+        )),
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     let handing_over = Arc::new(AtomicBool::new(false));
