@@ -323,7 +323,7 @@ fn gzip_from_the_edge_is_decompressed_and_rewritten() {
 }
 
 #[test]
-fn manifest_mode_answers_playlists_absolute_on_the_edge() {
+fn manifest_mode_answers_segments_absolute_on_the_edge_and_playlists_through_the_router() {
     let edge = hls_edge("e1", 7);
     let router = start(&[(1, &edge)], &["routes: {live: {mode: manifest}}"]);
     let master = ok(router.get("/btv/live/hls/ch1.m3u8"));
@@ -334,16 +334,33 @@ fn manifest_mode_answers_playlists_absolute_on_the_edge() {
             "#EXTM3U\n\
 #EXT-X-VERSION:6\n\
 #EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"https://keys.example.com/k1\"\n\
-#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",URI=\"{origin}/live/ch1/audio/en.m3u8\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",URI=\"/btv/live/hls/ch1/~e1/audio/en.m3u8\"\n\
 #EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"aud\"\n\
-{origin}/live/ch1/v1/index.m3u8?token=abc\n\
+/btv/live/hls/ch1/~e1/v1/index.m3u8?token=abc\n\
 #EXT-X-STREAM-INF:BANDWIDTH=1600000,AUDIO=\"aud\"\n\
-{origin}/live/ch1/v2/index.m3u8\n\
+/btv/live/hls/ch1/~e1/v2/index.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=100000\n\
 http://cdn.other.example/ch1/low.m3u8\n"
         )
     );
-    assert_eq!(edge.targets(), [HLS_PATH]);
+    let media = ok(router.get("/btv/live/hls/ch1/~e1/v1/index.m3u8"));
+    assert_eq!(
+        media.text(),
+        format!(
+            "#EXTM3U\r\n\
+#EXT-X-TARGETDURATION:2\r\n\
+#EXT-X-MEDIA-SEQUENCE:5\r\n\
+#EXT-X-MAP:URI=\"{origin}/live/ch1/v1/init.mp4\"\r\n\
+#EXTINF:2.0,\r\n\
+{origin}/live/ch1/v1/seg5.m4s\r\n\
+#EXTINF:2.0,\r\n\
+{origin}/live/ch1/v1/seg6.m4s\r\n\
+#EXTINF:2.0,\r\n\
+{origin}/shared/ads/ad1.m4s\r\n\
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{origin}/live/ch1/v1/seg7.part0.m4s\"\r\n"
+        )
+    );
+    assert_eq!(edge.targets(), [HLS_PATH, "/live/ch1/v1/index.m3u8"]);
 }
 
 /// The edge id a rewritten playlist's sub-requests carry (`~e{id}/`).

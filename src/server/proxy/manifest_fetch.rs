@@ -10,7 +10,7 @@ use crate::manifest::{self, BaseUrl, ManifestFormat, ResolvedRef};
 use crate::metrics::{PassthroughReason, MANIFEST_METRICS, METRICS};
 use crate::routing::RouteKind;
 use crate::server::pipeline::ManifestPlan;
-use crate::streaming::rebase::Rebase;
+use crate::streaming::rebase::{Rebase, SubRequestBase};
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -204,17 +204,25 @@ fn rewrite_answer(
     let base = BaseUrl::parse(&format!("{edge_base}{}", target.path_and_query))
         .ok_or(PassthroughReason::Unreadable)?;
     let dir = &target.path_and_query[..plan.dir_len.min(target.path_and_query.len())];
+    let sub_requests = SubRequestBase {
+        content_prefix: &plan.content_prefix,
+        edge_id: edge.id,
+        dir,
+    };
     let rebase = match (plan.mode, plan.kind) {
-        (Mode::Proxy, RouteKind::Live | RouteKind::Catchup) => Rebase::SubRequests {
-            content_prefix: &plan.content_prefix,
-            edge_id: edge.id,
-            dir,
-        },
+        (Mode::Proxy, RouteKind::Live | RouteKind::Catchup) => Rebase::SubRequests(sub_requests),
         (Mode::Proxy, RouteKind::Vod) => Rebase::SamePaths { namespace: "/vod/" },
         (Mode::Proxy, RouteKind::Static) => Rebase::SamePaths {
             namespace: "/static",
         },
-        (Mode::Manifest | Mode::Redirect, _) => Rebase::EdgeUrls,
+        (Mode::Manifest | Mode::Redirect, RouteKind::Live | RouteKind::Catchup) => {
+            Rebase::EdgeUrls {
+                playlists: Some(sub_requests),
+            }
+        }
+        (Mode::Manifest | Mode::Redirect, RouteKind::Vod | RouteKind::Static) => {
+            Rebase::EdgeUrls { playlists: None }
+        }
     };
     let mut callback = |r: &ResolvedRef<'_>, out: &mut String| rebase.apply(r, out);
     let rewritten = manifest::rewrite(format, text, &base, &mut callback)
