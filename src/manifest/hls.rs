@@ -210,31 +210,8 @@ mod tests {
         );
     }
 
-    /// Rewrites with a callback that sends same-origin references to `http://router/r<path>`
-    /// (query kept) and keeps the rest; returns the output and what the callback saw.
     fn rewrite_to_router(body: &str, base: &str) -> (String, Vec<String>) {
-        let base = BaseUrl::parse(base).expect("base");
-        let mut seen = Vec::new();
-        let out = rewrite(
-            ManifestFormat::Hls,
-            body,
-            &base,
-            &mut |r: &ResolvedRef<'_>, out: &mut String| {
-                seen.push(format!("{} -> {}", r.original, r.absolute));
-                if !r.same_origin {
-                    return false;
-                }
-                out.push_str("http://router/r");
-                out.push_str(r.path);
-                if let Some(query) = r.query {
-                    out.push('?');
-                    out.push_str(query);
-                }
-                true
-            },
-        )
-        .expect("rewrites");
-        (out, seen)
+        super::super::test_support::rewrite_to_router(ManifestFormat::Hls, body, base)
     }
 
     #[test]
@@ -300,7 +277,7 @@ mod tests {
             "skd:// is never offered; every http reference is: {seen:#?}"
         );
         assert!(seen.contains(
-            &"https://other-cdn.example/ch1/low.m3u8 -> https://other-cdn.example/ch1/low.m3u8"
+            &"\"https://other-cdn.example/ch1/low.m3u8\" -> https://other-cdn.example/ch1/low.m3u8"
                 .to_owned()
         ));
     }

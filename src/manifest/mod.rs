@@ -114,6 +114,7 @@ pub fn rewrite(
     rebase: &mut Rebase<'_>,
 ) -> Result<String, RewriteError> {
     let mut rebaser = Rebaser {
+        manifest: base,
         scratch: String::with_capacity(256),
         rebase,
     };
@@ -125,6 +126,9 @@ pub fn rewrite(
 
 /// Resolves references and runs the caller's callback on them, reusing one buffer.
 pub(crate) struct Rebaser<'c, 'r> {
+    /// The manifest's own URL: `same_origin` is always relative to it, whatever base a
+    /// reference resolves against (a DASH `BaseURL` may name another host).
+    manifest: &'c BaseUrl,
     scratch: String,
     rebase: &'c mut Rebase<'r>,
 }
@@ -143,14 +147,17 @@ impl Rebaser<'_, '_> {
             return false;
         }
         self.scratch.clear();
-        let Some((spans, fragment_start)) = url::resolve_into(base, reference, &mut self.scratch)
+        let Some((mut spans, fragment_start)) =
+            url::resolve_into(base, reference, &mut self.scratch)
         else {
             return false;
         };
+        if !std::ptr::eq(base, self.manifest) {
+            spans.same_origin = self.manifest.same_origin(&self.scratch[..spans.end]);
+        }
         self.call(reference, spans, fragment_start, is_dir, out)
     }
 
-    #[allow(dead_code)] // used by the DASH rewriter, next commit
     /// Offers `base`'s own directory (an MPD-level `BaseURL` to insert) to the callback.
     pub(crate) fn replace_base_dir(&mut self, base: &BaseUrl, out: &mut String) -> bool {
         self.scratch.clear();
@@ -195,6 +202,40 @@ impl Rebaser<'_, '_> {
             out.truncate(mark);
             false
         }
+    }
+}
+
+/// What the format tests share: a callback that sends same-origin references to
+/// `http://router/r<path>` (query kept) and keeps the rest.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Rewrites `body` fetched from `base`; returns the output and what the callback saw, one
+    /// `[dir ]"original" -> absolute` line per reference.
+    pub(crate) fn rewrite_to_router(
+        format: ManifestFormat,
+        body: &str,
+        base: &str,
+    ) -> (String, Vec<String>) {
+        let base = BaseUrl::parse(base).expect("base");
+        let mut seen = Vec::new();
+        let mut to_router = |r: &ResolvedRef<'_>, out: &mut String| {
+            let dir = if r.is_dir { "dir " } else { "" };
+            seen.push(format!("{dir}{:?} -> {}", r.original, r.absolute));
+            if !r.same_origin {
+                return false;
+            }
+            out.push_str("http://router/r");
+            out.push_str(r.path);
+            if let Some(query) = r.query {
+                out.push('?');
+                out.push_str(query);
+            }
+            true
+        };
+        let out = rewrite(format, body, &base, &mut to_router).expect("rewrites");
+        (out, seen)
     }
 }
 

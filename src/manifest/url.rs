@@ -108,9 +108,7 @@ impl BaseUrl {
     pub fn same_origin(&self, url: &str) -> bool {
         let parts = split_reference(url);
         match (parts.scheme.and_then(scheme_is_https), parts.authority) {
-            (Some(https), Some(authority)) => {
-                OriginKey::parse(https, authority).as_ref() == Some(&self.origin)
-            }
+            (Some(https), Some(authority)) => self.origin.matches(https, authority),
             _ => false,
         }
     }
