@@ -432,7 +432,6 @@ fn with_consistent_selection_a_hint_for_another_edge_is_not_followed() {
 }
 
 #[test]
-#[ignore = "until the DASH rewriter of issue-14-manifest lands"]
 fn dash_manifests_get_a_base_url_back_to_the_router() {
     let edge = MediaEdge::start("d1", 12);
     edge.put(
@@ -453,7 +452,7 @@ fn dash_manifests_get_a_base_url_back_to_the_router() {
     let mpd = ok(router.get("/btv/live/mpd/ch1.mpd"));
     let text = mpd.text();
     assert!(
-        text.contains("<BaseURL>/btv/live/mpd/ch1/~e1/dash/</BaseURL>"),
+        text.contains("<BaseURL>/btv/live/mpd/ch1/~e1/</BaseURL>"),
         "{text}"
     );
     assert!(
@@ -462,7 +461,7 @@ fn dash_manifests_get_a_base_url_back_to_the_router() {
     );
     assert_eq!(mpd.header("content-type"), Some("application/dash+xml"));
     assert_eq!(
-        ok(router.get("/btv/live/mpd/ch1/~e1/dash/chunk-0-1.m4s")).text(),
+        ok(router.get("/btv/live/mpd/ch1/~e1/chunk-0-1.m4s")).text(),
         "dash chunk"
     );
     assert!(edge
