@@ -20,6 +20,7 @@ mod media_edge;
 mod prometheus;
 mod proxies;
 mod proxy_mode;
+mod real_player;
 mod reload;
 mod request_metrics;
 mod routes;

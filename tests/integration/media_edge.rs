@@ -27,9 +27,13 @@ pub struct File {
     pub gzip: bool,
 }
 
+/// A body made at each request (a live playlist that grows).
+pub type Dynamic = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     files: HashMap<String, File>,
+    dynamic: HashMap<String, Dynamic>,
     /// `(url prefix, directory)`: paths under the prefix are read from the directory.
     dirs: Vec<(String, PathBuf)>,
     requests: Vec<RequestHead>,
@@ -67,8 +71,15 @@ pub struct MediaEdge {
 impl MediaEdge {
     /// A live edge on `127.0.0.{host}` (fresh port) with no files yet.
     pub fn start(name: &str, host: u8) -> MediaEdge {
+        MediaEdge::start_on(name, host, 0)
+    }
+
+    /// A live edge on `127.0.0.{host}:{port}` (0: a fresh port).
+    pub fn start_on(name: &str, host: u8, port: u16) -> MediaEdge {
         let ip = Ipv4Addr::new(127, 0, 0, host);
-        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+        let listener = TcpListener::bind((ip, port)).unwrap_or_else(|e| {
+            panic!("bind {ip}:{port}: {e} (port 80 needs root or CAP_NET_BIND_SERVICE)")
+        });
         let addr = listener.local_addr().expect("local addr");
         listener.set_nonblocking(true).expect("non-blocking");
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -120,7 +131,11 @@ impl MediaEdge {
         lock(&self.shared).files.insert(path.to_string(), file);
     }
 
-    #[allow(dead_code)] // the real-player suite's
+    /// Serves at `path` what `make` returns at each request (200, type from the extension).
+    pub fn put_dynamic(&self, path: &str, make: Dynamic) {
+        lock(&self.shared).dynamic.insert(path.to_string(), make);
+    }
+
     /// Serves the files of `dir` under `prefix` (`/live/ch1/` + the file's relative path).
     pub fn serve_dir(&self, prefix: &str, dir: PathBuf) {
         lock(&self.shared).dirs.push((prefix.to_string(), dir));
@@ -193,6 +208,14 @@ fn find(shared: &Mutex<Shared>, path: &str) -> Option<File> {
     let shared = lock(shared);
     if let Some(file) = shared.files.get(path) {
         return Some(file.clone());
+    }
+    if let Some(make) = shared.dynamic.get(path) {
+        return Some(File {
+            status: 200,
+            content_type: content_type_of(path).to_string(),
+            body: make(),
+            gzip: false,
+        });
     }
     for (prefix, dir) in &shared.dirs {
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
