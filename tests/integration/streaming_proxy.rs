@@ -468,3 +468,24 @@ fn dash_manifests_get_a_base_url_back_to_the_router() {
         .targets()
         .contains(&"/live/ch1/dash/chunk-0-1.m4s".to_string()));
 }
+
+#[test]
+fn a_manifest_whose_edges_are_all_dead_is_a_502_and_a_dead_first_choice_is_retried() {
+    let mut dead = hls_edge("dead", 13);
+    dead.kill();
+    let router = start(&[(1, &dead)], &["routes: {live: {mode: proxy}}"]);
+    let response = router.get("/btv/live/hls/ch1.m3u8");
+    assert_eq!(response.status, 502, "{}", response.summary());
+    drop(router);
+
+    let live = hls_edge("live", 14);
+    let router = start(
+        &[(1, &dead), (2, &live)],
+        &["routes: {live: {mode: proxy}}"],
+    );
+    // Whichever is chosen first, the playlist comes from the live edge and names it.
+    for _ in 0..6 {
+        let master = ok(router.get("/btv/live/hls/ch1.m3u8"));
+        assert_eq!(hinted_edge(&master.text()), 2, "{}", master.text());
+    }
+}
