@@ -122,15 +122,36 @@ fn parse_sub_path(sub: &str) -> Option<SubPath<'_>> {
 /// them would see other segments), and no segment that an edge could decode into `.` or `..`
 /// (`%2e`, `.%2E`, ...). May be empty (the directory itself).
 pub fn is_safe_sub_path(rest: &str) -> bool {
-    let lower_escapes = rest.to_ascii_lowercase();
+    let encoded_separator = rest.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
+                || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
+    });
     !rest.starts_with('/')
         && is_safe_path(rest)
-        && !lower_escapes.contains("%2f")
-        && !lower_escapes.contains("%5c")
-        && !rest.split('/').any(|segment| {
-            let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-            decoded == "." || decoded == ".."
-        })
+        && !encoded_separator
+        && !rest.split('/').any(is_dot_segment_encoded)
+}
+
+/// `.` or `..` written with some dots as `%2e` / `%2E`.
+fn is_dot_segment_encoded(segment: &str) -> bool {
+    let mut dots = 0;
+    let mut rest = segment;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
+        } else if let Some(after) = rest
+            .get(..3)
+            .filter(|escape| escape.eq_ignore_ascii_case("%2e"))
+            .and_then(|_| rest.get(3..))
+        {
+            rest = after;
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 /// Whether a path (without query) names a manifest by its extension: `.m3u8` or `.mpd`, in any

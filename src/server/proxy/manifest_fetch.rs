@@ -66,11 +66,7 @@ impl RouterProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (mut upstream, peer) = self.connect_for_manifest(ctx).await?;
-        let Some(target) = ctx.proxy.as_ref() else {
-            return Error::e_explain(ErrorType::InternalError, "no edge chosen");
-        };
-        let Some(plan) = target.manifest.clone() else {
+        let Some(plan) = ctx.proxy.as_ref().and_then(|t| t.manifest.clone()) else {
             return Error::e_explain(ErrorType::InternalError, "no manifest plan");
         };
         let settings = self.settings.load();
@@ -78,15 +74,20 @@ impl RouterProxy {
         let idle = settings.config.http.keepalive_timeout;
         drop(settings);
 
-        let request = self.manifest_request(session, ctx)?;
-        upstream.write_request_header(request).await?;
-        upstream.finish_request_body().await?;
-        upstream.read_response_header().await?;
-        let Some(response) = upstream.response_header().cloned() else {
-            return Error::e_explain(
-                ErrorType::InvalidHTTPHeader,
-                "no answer header from the edge",
-            );
+        // A pooled connection the edge closed meanwhile fails before any answer: such a
+        // failure is tried again on a fresh connection.
+        let mut stale = 0;
+        let (mut upstream, peer, response) = loop {
+            let (mut upstream, peer, reused) = self.connect_for_manifest(ctx).await?;
+            let request = self.manifest_request(session, ctx)?;
+            match exchange(&mut upstream, request).await {
+                Ok(response) => break (upstream, peer, response),
+                Err(e) if reused && stale < 2 => {
+                    log::debug!("manifest: pooled edge connection failed ({e}); reconnecting");
+                    stale += 1;
+                }
+                Err(e) => return Err(e),
+            }
         };
         if let Some(record) = &ctx.record {
             METRICS.count_upstream_status(record.kind, response.status.as_u16());
@@ -136,15 +137,15 @@ impl RouterProxy {
     async fn connect_for_manifest(
         &self,
         ctx: &mut RequestCtx,
-    ) -> Result<(HttpSession, Box<HttpPeer>)> {
+    ) -> Result<(HttpSession, Box<HttpPeer>, bool)> {
         loop {
             let peer = self.edge_peer(ctx).await;
             let connected = match peer {
                 Ok(peer) => match self.manifest_connector.get_http_session(&*peer).await {
-                    Ok((mut upstream, _reused)) => {
+                    Ok((mut upstream, reused)) => {
                         upstream.set_read_timeout(peer.options.read_timeout);
                         upstream.set_write_timeout(peer.options.write_timeout);
-                        return Ok((upstream, peer));
+                        return Ok((upstream, peer, reused));
                     }
                     Err(e) => self.connect_failed(ctx, e),
                 },
@@ -243,7 +244,7 @@ fn rewrite_answer(
     let unreadable = |_| PassthroughReason::Unreadable;
     resp.insert_header(header::CONTENT_LENGTH, rewritten.len())
         .map_err(unreadable)?;
-    if content_type.is_none() {
+    if content_type.and_then(manifest::format_from_content_type) != Some(format) {
         let mime = match format {
             ManifestFormat::Hls => "application/vnd.apple.mpegurl",
             ManifestFormat::Dash => "application/dash+xml",
@@ -306,6 +307,20 @@ fn decode<'b>(
         Ok(n) if n > limit => Err(PassthroughReason::TooLarge),
         Ok(_) => Ok(std::borrow::Cow::Owned(out)),
         Err(_) => Err(PassthroughReason::Unreadable),
+    }
+}
+
+/// Sends the request and reads the answer's head.
+async fn exchange(
+    upstream: &mut HttpSession,
+    request: Box<RequestHeader>,
+) -> Result<ResponseHeader> {
+    upstream.write_request_header(request).await?;
+    upstream.finish_request_body().await?;
+    upstream.read_response_header().await?;
+    match upstream.response_header() {
+        Some(response) => Ok(response.clone()),
+        None => Error::e_explain(ErrorType::InvalidHTTPHeader, "no answer head from the edge"),
     }
 }
 
