@@ -122,15 +122,19 @@ fn parse_sub_path(sub: &str) -> Option<SubPath<'_>> {
 /// them would see other segments), and no segment that an edge could decode into `.` or `..`
 /// (`%2e`, `.%2E`, ...). May be empty (the directory itself).
 pub fn is_safe_sub_path(rest: &str) -> bool {
+    !rest.starts_with('/')
+        && is_safe_path(rest)
+        && (!rest.contains('%') || escapes_stay_inside(rest))
+}
+
+/// For a safe path with `%` escapes: no encoded `/` or `\`, no segment of (encoded) dots only.
+fn escapes_stay_inside(rest: &str) -> bool {
     let encoded_separator = rest.as_bytes().windows(3).any(|w| {
         w[0] == b'%'
             && (w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')
                 || w[1] == b'5' && w[2].eq_ignore_ascii_case(&b'c'))
     });
-    !rest.starts_with('/')
-        && is_safe_path(rest)
-        && !encoded_separator
-        && !rest.split('/').any(is_dot_segment_encoded)
+    !encoded_separator && !rest.split('/').any(is_dot_segment_encoded)
 }
 
 /// `.` or `..` written with some dots as `%2e` / `%2E`.
@@ -187,10 +191,12 @@ pub fn write_sub_request(
 }
 
 /// RFC 3986 path characters (unreserved, sub-delims, `:`, `@`, `/`) and `%XX` escapes; no
-/// `.` or `..` segments. What passes can be copied into a Location as is.
+/// `.` or `..` segments. What passes can be copied into a Location as is. One pass over the
+/// bytes (it runs for every reference of a rewritten manifest).
 pub fn is_safe_path(path: &str) -> bool {
     let bytes = path.as_bytes();
     let mut i = 0;
+    let mut segment_start = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
@@ -201,16 +207,24 @@ pub fn is_safe_path(path: &str) -> bool {
                 i += 3;
                 continue;
             }
+            b'/' => {
+                if is_dot_segment(&bytes[segment_start..i]) {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
             b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-            | b',' | b';' | b'=' | b':' | b'@' | b'/' => {}
+            | b',' | b';' | b'=' | b':' | b'@' => {}
             _ => return false,
         }
         i += 1;
     }
-    !path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
+    !is_dot_segment(&bytes[segment_start..])
+}
+
+fn is_dot_segment(segment: &[u8]) -> bool {
+    matches!(segment, b"." | b"..")
 }
 
 /// Visible ASCII only: what a query string may carry into a Location header.
@@ -378,6 +392,51 @@ mod tests {
         let mut out = String::new();
         write_sub_request(&mut out, "/btv/catchup/mpd", "p1", None, "a.mpd");
         assert_eq!(sub(&out), Some(("p1", None, "a.mpd")));
+    }
+
+    /// The grammar's definition: the character set, and no `.` or `..` segment.
+    fn is_safe_path_by_definition(path: &str) -> bool {
+        let chars_ok = {
+            let b = path.as_bytes();
+            let mut i = 0;
+            let mut ok = true;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
+                    if !(hex(i + 1) && hex(i + 2)) {
+                        ok = false;
+                        break;
+                    }
+                    i += 3;
+                    continue;
+                }
+                if !(b[i].is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b[i])) {
+                    ok = false;
+                    break;
+                }
+                i += 1;
+            }
+            ok
+        };
+        chars_ok && !path.split('/').any(|s| s == "." || s == "..")
+    }
+
+    #[test]
+    fn the_one_pass_path_check_matches_its_definition() {
+        let pieces = [
+            "a", "/", ".", "..", "%2e", "%zz", "%4", "b c", "~", "\u{e9}", "//", "x.ts",
+        ];
+        let mut rng = fastrand::Rng::with_seed(14);
+        for _ in 0..20_000 {
+            let path: String = (0..rng.usize(0..7))
+                .map(|_| pieces[rng.usize(..pieces.len())])
+                .collect();
+            assert_eq!(
+                is_safe_path(&path),
+                is_safe_path_by_definition(&path),
+                "{path:?}"
+            );
+        }
     }
 
     #[test]

@@ -269,6 +269,18 @@ fn large_non_manifest_and_failed_answers_pass_through_unmodified() {
     let failed = router.get("/btv/live/hls/ch1/~e1/v2/index.m3u8");
     assert_eq!(failed.status, 503, "{}", failed.summary());
     assert_eq!(failed.text(), "edge overloaded");
+    // Media by its type is streamed without being buffered: not_manifest, not too_large.
+    edge.put_file(
+        "/live/ch1/v4/index.m3u8",
+        File {
+            status: 200,
+            content_type: "video/mp2t".into(),
+            body: vec![0x47; 3000],
+            gzip: false,
+        },
+    );
+    let media = ok(router.get("/btv/live/hls/ch1/~e1/v4/index.m3u8"));
+    assert_eq!(media.body, vec![0x47; 3000]);
     let missing = router.get("/btv/live/hls/ch1/~e1/v3/index.m3u8");
     assert_eq!(missing.status, 404, "{}", missing.summary());
 
@@ -281,7 +293,7 @@ fn large_non_manifest_and_failed_answers_pass_through_unmodified() {
         )
     };
     assert_eq!(passed("too_large"), 1.0, "{text}");
-    assert_eq!(passed("not_manifest"), 1.0, "{text}");
+    assert_eq!(passed("not_manifest"), 2.0, "{text}");
     assert_eq!(
         metric_sum(&text, "cti_kaltura_manifest_rewrites_total", &[]),
         0.0,

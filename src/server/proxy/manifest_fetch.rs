@@ -98,6 +98,15 @@ impl RouterProxy {
         if response.status != http::StatusCode::OK {
             return stream_through(session, upstream, response, BytesMut::new(), head_only).await;
         }
+        // Media by its type (a live stream that is a TS feed): streamed at once, not buffered.
+        let content_type = response
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if content_type.is_some_and(is_media_type) {
+            MANIFEST_METRICS.count_passthrough(PassthroughReason::NotManifest);
+            return stream_through(session, upstream, response, BytesMut::new(), head_only).await;
+        }
         let declared = response
             .headers
             .get(header::CONTENT_LENGTH)
@@ -308,6 +317,17 @@ fn decode<'b>(
         Ok(_) => Ok(std::borrow::Cow::Owned(out)),
         Err(_) => Err(PassthroughReason::Unreadable),
     }
+}
+
+/// `video/*` or `audio/*` other than the HLS playlist types: never a manifest.
+fn is_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let media = ["video/", "audio/"].iter().any(|prefix| {
+        essence
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    });
+    media && manifest::format_from_content_type(essence).is_none()
 }
 
 /// Sends the request and reads the answer's head.
