@@ -16,6 +16,8 @@
 
 pub mod dash;
 pub mod hls;
+#[cfg(test)]
+mod properties;
 pub mod url;
 
 pub use url::BaseUrl;
