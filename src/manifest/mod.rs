@@ -145,7 +145,7 @@ impl Rebaser<'_, '_> {
         is_dir: bool,
         out: &mut String,
     ) -> bool {
-        if reference.is_empty() || reference.contains("{$") {
+        if reference.is_empty() {
             return false;
         }
         self.scratch.clear();

@@ -320,6 +320,22 @@ proptest! {
         prop_assert_eq!(resolve(&base, &path), Some(expected));
     }
 
+    /// The one-pass scanner splits like RFC 3986's Appendix B, and when it says a path has no
+    /// dot segment, it has none.
+    #[test]
+    fn the_scanner_splits_like_appendix_b(reference in "[a-zA-Z0-9:/?#.%{$@+-]{0,16}") {
+        let scanned = super::url::scan_reference(&reference);
+        if reference.split('#').next().is_some_and(|before| before.contains("{$")) {
+            prop_assert_eq!(scanned, None);
+        } else {
+            let scanned = scanned.expect("no space or control character");
+            prop_assert_eq!(scanned.parts, super::url::split_reference(&reference));
+            if !scanned.dot_segments {
+                prop_assert!(!scanned.parts.path.split('/').any(|segment| segment == "." || segment == ".."));
+            }
+        }
+    }
+
     /// Arbitrary text, and text made of manifest-ish tokens: never a panic; and when the
     /// callback keeps everything, the output is the input.
     #[test]
