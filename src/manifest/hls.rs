@@ -48,19 +48,22 @@ pub(crate) fn rewrite(
     let mut out = String::with_capacity(body.len() + body.len() / 2 + 64);
     // `body[..copied]` is already in `out` (verbatim or rewritten).
     let mut copied = 0;
+    let bytes = body.as_bytes();
     let mut line_start = content_start;
-    while line_start < body.len() {
-        let line_end = body[line_start..]
-            .find('\n')
-            .map_or(body.len(), |offset| line_start + offset);
-        let line = body[line_start..line_end]
-            .strip_suffix('\r')
-            .unwrap_or(&body[line_start..line_end]);
-        if let Some(tag) = line.strip_prefix('#') {
-            if tag.starts_with("EXT") {
+    while line_start < bytes.len() {
+        let line_end = newline_at(bytes, line_start);
+        let content_end = if line_end > line_start && bytes[line_end - 1] == b'\r' {
+            line_end - 1
+        } else {
+            line_end
+        };
+        if bytes[line_start] == b'#' {
+            // Only `EXT-X-` tags carry URI attributes: `#EXTINF` and comments are skipped fast.
+            if bytes[line_start + 1..content_end].starts_with(b"EXT-X-") {
+                let tag = &body[line_start + 1..content_end];
                 let (name, attributes) = tag.split_once(':').unwrap_or((tag, ""));
                 if let Some(wanted) = uri_attributes(name) {
-                    let attributes_start = line_start + line.len() - attributes.len();
+                    let attributes_start = content_end - attributes.len();
                     for attribute in AttributeList::new(attributes) {
                         if attribute.quoted && wanted.contains(&attribute.name) {
                             let start = attributes_start + attribute.value_start;
@@ -75,20 +78,51 @@ pub(crate) fn rewrite(
                 }
             }
         } else {
-            let reference = line.trim_matches([' ', '\t']);
-            if !reference.is_empty() {
-                let start = line_start + (line.len() - line.trim_start_matches([' ', '\t']).len());
+            let (mut start, mut end) = (line_start, content_end);
+            while start < end && matches!(bytes[start], b' ' | b'\t') {
+                start += 1;
+            }
+            while end > start && matches!(bytes[end - 1], b' ' | b'\t') {
+                end -= 1;
+            }
+            // Blank lines are ignored; a `#` after blanks is still a comment, not a reference.
+            if start < end && bytes[start] != b'#' {
+                let reference = &body[start..end];
                 out.push_str(&body[copied..start]);
                 if !rebaser.replace(base, reference, false, &mut out) {
                     out.push_str(reference);
                 }
-                copied = start + reference.len();
+                copied = end;
             }
         }
         line_start = line_end + 1;
     }
     out.push_str(&body[copied..]);
     Ok(out)
+}
+
+/// Index of the first `\n` at or after `from`, or `bytes.len()`: eight bytes at a time (the
+/// classic "has a zero byte" test on `chunk ^ 0x0a0a…`), since lines are short and many.
+fn newline_at(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let diff = u64::from_le_bytes(word) ^ NEWLINES;
+        // Bits set above the first zero byte may be false positives; the lowest one is exact.
+        let zero_bytes = diff.wrapping_sub(ONES) & !diff & HIGHS;
+        if zero_bytes != 0 {
+            return at + (zero_bytes.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && bytes[at] != b'\n' {
+        at += 1;
+    }
+    at
 }
 
 /// One `NAME=value` of an attribute list.
@@ -183,6 +217,35 @@ mod tests {
         AttributeList::new(text)
             .map(|a| (a.name, a.value, a.quoted))
             .collect()
+    }
+
+    #[test]
+    fn newline_at_finds_the_first_line_feed() {
+        let text = b"0123456789abcdef\n0123\n\n";
+        for from in 0..text.len() {
+            let expected = text[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |at| from + at);
+            assert_eq!(newline_at(text, from), expected, "from {from}");
+        }
+        assert_eq!(newline_at(b"no line feed here, long enough", 0), 30);
+        assert_eq!(
+            newline_at(b"\x8a\x0b\x09\xff\xff\xff\xff\xff\n", 0),
+            8,
+            "bytes near 0x0a are not line feeds"
+        );
+    }
+
+    #[test]
+    fn a_hash_after_blanks_is_a_comment_not_a_reference() {
+        let body = "#EXTM3U\n  #EXTINF:2,\n\t# comment\nseg.ts\n";
+        let (out, seen) = rewrite_to_router(body, "http://edge/a/index.m3u8");
+        assert_eq!(
+            out,
+            "#EXTM3U\n  #EXTINF:2,\n\t# comment\nhttp://router/r/a/seg.ts\n"
+        );
+        assert_eq!(seen.len(), 1);
     }
 
     #[test]

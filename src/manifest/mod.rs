@@ -16,6 +16,8 @@
 
 pub mod dash;
 pub mod hls;
+#[cfg(test)]
+mod properties;
 pub mod url;
 
 pub use url::BaseUrl;
@@ -143,7 +145,7 @@ impl Rebaser<'_, '_> {
         is_dir: bool,
         out: &mut String,
     ) -> bool {
-        if reference.is_empty() || reference.contains("{$") {
+        if reference.is_empty() {
             return false;
         }
         self.scratch.clear();

@@ -253,6 +253,104 @@ pub(crate) fn split_reference(reference: &str) -> ReferenceParts<'_> {
     }
 }
 
+/// A reference split in one pass, with what resolution needs to know about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScannedReference<'a> {
+    pub parts: ReferenceParts<'a>,
+    /// Whether the path may hold a `.` or `..` segment (a `.` at the start of a segment).
+    pub dot_segments: bool,
+}
+
+/// Bytes the scanner stops at: controls and space (refused), `#`, `?`, `:`, `/`, `.`, `{`.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte <= 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[0x7f] = true;
+    table[b'#' as usize] = true;
+    table[b'?' as usize] = true;
+    table[b':' as usize] = true;
+    table[b'/' as usize] = true;
+    table[b'.' as usize] = true;
+    table[b'{' as usize] = true;
+    table
+};
+
+/// Splits `reference` like [`split_reference`] in a single pass over its bytes; `None` for a
+/// reference with a space or a control character before its fragment, or an `EXT-X-DEFINE`
+/// variable (`{$name}`), which cannot be resolved before substitution.
+pub(crate) fn scan_reference(reference: &str) -> Option<ScannedReference<'_>> {
+    let bytes = reference.as_bytes();
+    let mut query_at = None;
+    let mut fragment_at = None;
+    let mut first_colon = None;
+    let mut first_slash = None;
+    let mut dot_segments = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if !SPECIAL[usize::from(byte)] {
+            at += 1;
+            continue;
+        }
+        match byte {
+            b'#' => {
+                fragment_at = Some(at);
+                break;
+            }
+            b'?' => {
+                query_at = query_at.or(Some(at));
+            }
+            b':' => first_colon = first_colon.or(Some(at)),
+            b'/' => first_slash = first_slash.or(Some(at)),
+            b'.' => {
+                // Conservative: a '.' that starts a segment (or follows a scheme's ':').
+                let segment_start = at == 0 || matches!(bytes[at - 1], b'/' | b':');
+                dot_segments |= query_at.is_none() && segment_start;
+            }
+            b'{' => {
+                if bytes.get(at + 1) == Some(&b'$') {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        at += 1;
+    }
+    let path_end = query_at.or(fragment_at).unwrap_or(bytes.len());
+    let scheme_end = first_colon.filter(|&colon| {
+        colon < path_end
+            && first_slash.is_none_or(|slash| colon < slash)
+            && scheme_len(&reference[..=colon]) == Some(colon)
+    });
+    let mut path_start = scheme_end.map_or(0, |colon| colon + 1);
+    let authority = if reference[path_start..path_end].starts_with("//") {
+        let authority_start = path_start + 2;
+        let authority_end = reference[authority_start..path_end]
+            .find('/')
+            .map_or(path_end, |slash| authority_start + slash);
+        path_start = authority_end;
+        Some(&reference[authority_start..authority_end])
+    } else {
+        None
+    };
+    let query =
+        query_at.map(|question| &reference[question + 1..fragment_at.unwrap_or(bytes.len())]);
+    Some(ScannedReference {
+        parts: ReferenceParts {
+            scheme: scheme_end.map(|colon| &reference[..colon]),
+            authority,
+            path: &reference[path_start..path_end],
+            query,
+            fragment: fragment_at.map(|hash| &reference[hash + 1..]),
+        },
+        dot_segments,
+    })
+}
+
 /// Length of a leading `scheme` (ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )) followed by `:`.
 fn scheme_len(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -332,14 +430,22 @@ pub(crate) fn resolve_into(
     reference: &str,
     buf: &mut String,
 ) -> Option<(ResolvedSpans, Option<usize>)> {
-    if reference.bytes().any(|b| b < b' ' || b == 0x7f) {
-        return None;
-    }
-    let parts = split_reference(reference);
+    let scanned = scan_reference(reference)?;
+    let parts = scanned.parts;
     let start = buf.len();
     let same_origin;
     let path_start;
     let mut query = parts.query;
+    let push_path = |buf: &mut String, path: &str| {
+        if scanned.dot_segments {
+            buf.push('/');
+            push_without_dot_segments(buf, path.strip_prefix('/').unwrap_or(path));
+        } else if path.is_empty() {
+            buf.push('/');
+        } else {
+            buf.push_str(path);
+        }
+    };
     match (parts.scheme, parts.authority) {
         (Some(scheme), authority) => {
             let https = scheme_is_https(scheme)?;
@@ -348,8 +454,7 @@ pub(crate) fn resolve_into(
             buf.push_str(if https { "https://" } else { "http://" });
             buf.push_str(authority);
             path_start = buf.len();
-            buf.push('/');
-            push_without_dot_segments(buf, parts.path.strip_prefix('/').unwrap_or(parts.path));
+            push_path(buf, parts.path);
         }
         (None, Some(authority)) => {
             if authority.is_empty() {
@@ -363,25 +468,30 @@ pub(crate) fn resolve_into(
             });
             buf.push_str(authority);
             path_start = buf.len();
-            buf.push('/');
-            push_without_dot_segments(buf, parts.path.strip_prefix('/').unwrap_or(parts.path));
+            push_path(buf, parts.path);
         }
         (None, None) => {
             same_origin = true;
-            buf.push_str(base.origin());
-            path_start = buf.len();
             if parts.path.is_empty() {
+                buf.push_str(base.origin());
+                path_start = buf.len();
                 buf.push_str(base.path());
                 if query.is_none() {
                     query = base.query();
                 }
-            } else if let Some(absolute_path) = parts.path.strip_prefix('/') {
-                buf.push('/');
-                push_without_dot_segments(buf, absolute_path);
+            } else if parts.path.starts_with('/') {
+                buf.push_str(base.origin());
+                path_start = buf.len();
+                push_path(buf, parts.path);
             } else {
-                buf.push_str(base.dir());
-                let root = path_start;
-                push_segments(buf, root, parts.path);
+                // The common case (a segment next to its playlist): directory URL + path.
+                buf.push_str(base.dir_url());
+                path_start = start + base.origin_end;
+                if scanned.dot_segments {
+                    push_segments(buf, path_start, parts.path);
+                } else {
+                    buf.push_str(parts.path);
+                }
             }
         }
     }
