@@ -3,6 +3,12 @@
 //! and decompressing gzip/deflate anyway), rewritten, and answered with its own
 //! `Content-Length`. Anything else the edge sends (an error status, a body that is not a
 //! manifest, one too large or unreadable) goes to the player as the edge sent it.
+//!
+//! Why not Pingora's response filters: the framework writes the response head to the player
+//! before any body filter runs, so a rewritten body could only go out chunked, and the
+//! `HEAD` of a manifest could not carry its rewritten length. These requests are therefore
+//! answered from `request_filter`, over Pingora's own connector and connection pool, with the
+//! same peer, timeouts, retry and passive health as proxied requests. Segments never come here.
 
 use super::router_proxy::{RequestCtx, RouterProxy};
 use crate::config::Mode;
