@@ -5,7 +5,7 @@
 //! is killed mid-way in proxy and manifest modes. Every ffmpeg run is bounded in time and
 //! killed at the end. Without ffmpeg these tests fail (they do not skip).
 
-use crate::harness::{poll, try_poll_for, ChildGuard, Router, Setup};
+use crate::harness::{try_poll_for, ChildGuard, Router, Setup};
 use crate::media_edge::{media_edge_entry, streaming_snapshot, MediaEdge, CATCHUP_PATH, HLS_PATH};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -379,12 +379,16 @@ fn live_session_survives_a_dead_edge(mode: &str, hosts: (u8, u8)) {
     let player = Player::start(&url, router.dir());
     let segments_of =
         |edge: &MediaEdge| edge.targets().iter().filter(|t| t.ends_with(".ts")).count();
-    let session = poll("two segments served", || {
-        match edges.iter().position(|e| segments_of(e) >= 2) {
+    let session = try_poll_for(
+        "two segments served",
+        PLAY_BOUND,
+        Duration::from_millis(50),
+        || match edges.iter().position(|e| segments_of(e) >= 2) {
             Some(i) => Ok(i),
             None => Err(player.log()),
-        }
-    });
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let killed_at = edges[session].targets().len();
     edges[session].kill();
     let log = player.finish();
