@@ -167,6 +167,29 @@ fn main() {
         multivariant.len(),
         mpd.len()
     );
+    // For instruction counts (valgrind), which contention does not change: run only the
+    // named case `MANIFEST_REWRITES` times, e.g. `MANIFEST_CASE=hls_media_2000/proxy`.
+    if let (Ok(case), Ok(count)) = (
+        std::env::var("MANIFEST_CASE"),
+        std::env::var("MANIFEST_REWRITES"),
+    ) {
+        let count: usize = count.parse().expect("MANIFEST_REWRITES: a number");
+        let (name, mode) = case.split_once('/').expect("MANIFEST_CASE: name/mode");
+        let (format, body, base) = match name {
+            "hls_media_2000" => (ManifestFormat::Hls, &media, &hls_base),
+            "hls_multivariant" => (ManifestFormat::Hls, &multivariant, &hls_base),
+            _ => (ManifestFormat::Dash, &mpd, &dash_base),
+        };
+        let (_, callback) = CALLBACKS
+            .into_iter()
+            .find(|(name, _)| *name == mode)
+            .expect("a mode");
+        let mut callback = callback;
+        for _ in 0..count {
+            black_box(rewrite(format, black_box(body), base, &mut callback).expect("a manifest"));
+        }
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     bench_case(
         &mut criterion,

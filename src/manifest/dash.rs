@@ -22,7 +22,7 @@
 
 use std::borrow::Cow;
 
-use super::url::split_reference;
+use super::url::scan_reference;
 use super::{BaseUrl, Rebaser, RewriteError};
 
 /// Which references an element carries.
@@ -58,12 +58,16 @@ fn is_url_attribute(local_name: &str, name: &str) -> bool {
 
 /// A plain relative path (no scheme, no authority, not starting with `/`, no `..` segment):
 /// it resolves below whatever base is above it.
+/// (A reference the scanner refuses, with a space or a control character, counts as plain: it
+/// is never offered.)
 fn is_plain_relative(reference: &str) -> bool {
-    let parts = split_reference(reference);
-    parts.scheme.is_none()
-        && parts.authority.is_none()
-        && !parts.path.starts_with('/')
-        && !parts.path.split('/').any(|segment| segment == "..")
+    scan_reference(reference).is_none_or(|scanned| {
+        let parts = scanned.parts;
+        parts.scheme.is_none()
+            && parts.authority.is_none()
+            && !parts.path.starts_with('/')
+            && !(scanned.dot_segments && parts.path.split('/').any(|segment| segment == ".."))
+    })
 }
 
 fn local_name(name: &str) -> &str {
@@ -119,7 +123,7 @@ fn find_str(haystack: &str, from: usize, needle: &str) -> Result<usize, RewriteE
 /// Decodes the five predefined entities and character references; `None` for anything else
 /// (an entity from a DTD, a malformed reference): such a value is left as written.
 pub(crate) fn decode_entities(raw: &str) -> Option<Cow<'_, str>> {
-    if !raw.contains('&') {
+    if !raw.bytes().any(|b| b == b'&') {
         return Some(Cow::Borrowed(raw));
     }
     let mut decoded = String::with_capacity(raw.len());
@@ -221,7 +225,8 @@ impl<'b> MpdRewriter<'b, '_, '_, '_> {
             0
         };
         let mut saw_root = false;
-        while let Some(offset) = body[position..].find('<') {
+        let bytes = body.as_bytes();
+        while let Some(offset) = bytes[position..].iter().position(|&b| b == b'<') {
             let lt = position + offset;
             let markup = &body[lt..];
             if markup.starts_with("<?") {
@@ -284,11 +289,16 @@ impl<'b> MpdRewriter<'b, '_, '_, '_> {
         let bytes = body.as_bytes();
         let name_end = lt
             + 1
-            + body[lt + 1..]
-                .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+            + bytes[lt + 1..]
+                .iter()
+                .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')
                 .ok_or(RewriteError::NotMpd("unterminated start tag"))?;
         let name = &body[lt + 1..name_end];
-        if name.is_empty() || name.contains(['<', '"', '\'', '=']) {
+        if name.is_empty()
+            || name
+                .bytes()
+                .any(|b| matches!(b, b'<' | b'"' | b'\'' | b'='))
+        {
             return Err(RewriteError::NotMpd("bad element name"));
         }
         let element = local_name(name);
@@ -307,8 +317,9 @@ impl<'b> MpdRewriter<'b, '_, '_, '_> {
                 _ => {}
             }
             let attribute_end = at
-                + body[at..]
-                    .find(|c: char| c.is_ascii_whitespace() || c == '=' || c == '>' || c == '/')
+                + bytes[at..]
+                    .iter()
+                    .position(|&b| b.is_ascii_whitespace() || matches!(b, b'=' | b'>' | b'/'))
                     .ok_or(RewriteError::NotMpd("unterminated start tag"))?;
             let attribute = &body[at..attribute_end];
             at = attribute_end;
@@ -323,13 +334,14 @@ impl<'b> MpdRewriter<'b, '_, '_, '_> {
                 at += 1;
             }
             let quote = match bytes.get(at) {
-                Some(&quote @ (b'"' | b'\'')) => quote as char,
+                Some(&quote @ (b'"' | b'\'')) => quote,
                 _ => return Err(RewriteError::NotMpd("unquoted attribute value")),
             };
             let value_start = at + 1;
             let value_end = value_start
-                + body[value_start..]
-                    .find(quote)
+                + bytes[value_start..]
+                    .iter()
+                    .position(|&b| b == quote)
                     .ok_or(RewriteError::NotMpd("unterminated attribute value"))?;
             if is_url_attribute(element, attribute) {
                 self.nested_reference(value_start, value_end, false);

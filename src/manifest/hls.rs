@@ -45,7 +45,9 @@ pub(crate) fn rewrite(
     if !body[content_start..].starts_with("#EXTM3U") {
         return Err(RewriteError::NotHls);
     }
-    let mut out = String::with_capacity(body.len() + body.len() / 2 + 64);
+    // Rewritten references are usually longer (absolute URLs): room for twice the body
+    // avoids copying a large playlist again halfway.
+    let mut out = String::with_capacity(body.len() * 2 + 64);
     // `body[..copied]` is already in `out` (verbatim or rewritten).
     let mut copied = 0;
     let bytes = body.as_bytes();
