@@ -501,3 +501,31 @@ fn a_manifest_whose_edges_are_all_dead_is_a_502_and_a_dead_first_choice_is_retri
         assert_eq!(hinted_edge(&master.text()), 2, "{}", master.text());
     }
 }
+
+#[test]
+fn vod_playlists_keep_their_paths_in_proxy_mode() {
+    let edge = MediaEdge::start("v1", 15);
+    edge.put(
+        "/vod/movies/m1/index.m3u8",
+        "#EXTM3U\n#EXTINF:4.0,\nseg0.ts\n#EXTINF:4.0,\n/vod/movies/m1/seg1.ts?t=1\n#EXTINF:4.0,\n/ads/a.ts\n#EXT-X-ENDLIST\n",
+    );
+    edge.put("/vod/movies/m1/seg0.ts", "vod segment 0");
+    let router = start(&[(1, &edge)], &["routes: {vod: {mode: proxy}}"]);
+    let playlist = ok(router.get("/vod/movies/m1/index.m3u8"));
+    // VOD and static edges are reached over http:// without a port (as their redirects).
+    let edge_base = format!("http://{}", edge.host());
+    assert_eq!(
+        playlist.text(),
+        format!(
+            "#EXTM3U\n#EXTINF:4.0,\n/vod/movies/m1/seg0.ts\n#EXTINF:4.0,\n/vod/movies/m1/seg1.ts?t=1\n#EXTINF:4.0,\n{edge_base}/ads/a.ts\n#EXT-X-ENDLIST\n"
+        )
+    );
+    assert_eq!(
+        ok(router.get("/vod/movies/m1/seg0.ts")).text(),
+        "vod segment 0"
+    );
+    assert_eq!(
+        edge.targets(),
+        ["/vod/movies/m1/index.m3u8", "/vod/movies/m1/seg0.ts"]
+    );
+}
