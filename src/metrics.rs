@@ -366,6 +366,58 @@ pub static STREAM_METRICS: LazyLock<StreamMetrics> = LazyLock::new(|| StreamMetr
     .expect("metric registers once"),
 });
 
+/// Why a proxied manifest candidate was passed through unmodified (`reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassthroughReason {
+    /// Larger than `router.proxy.max_manifest_bytes`.
+    TooLarge,
+    /// Not a manifest by content type and body.
+    NotManifest,
+    /// A manifest the rewriter could not parse (or not UTF-8, or an unknown encoding).
+    Unreadable,
+}
+
+impl PassthroughReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassthroughReason::TooLarge => "too_large",
+            PassthroughReason::NotManifest => "not_manifest",
+            PassthroughReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Manifest rewriting in proxy and manifest modes.
+pub struct ManifestMetrics {
+    /// Rewritten manifests, by format (`hls`, `dash`).
+    pub rewritten: IntCounterVec,
+    /// Manifest candidates passed through unmodified, by [`PassthroughReason`].
+    pub passthrough: IntCounterVec,
+}
+
+impl ManifestMetrics {
+    pub fn count_passthrough(&self, reason: PassthroughReason) {
+        self.passthrough.with_label_values(&[reason.as_str()]).inc();
+    }
+}
+
+pub static MANIFEST_METRICS: LazyLock<ManifestMetrics> = LazyLock::new(|| {
+    ManifestMetrics {
+    rewritten: register_int_counter_vec!(
+        "cti_kaltura_manifest_rewrites_total",
+        "Manifests rewritten in proxy and manifest modes, by format (hls, dash)",
+        &["format"]
+    )
+    .expect("metric registers once"),
+    passthrough: register_int_counter_vec!(
+        "cti_kaltura_manifest_passthrough_total",
+        "Manifest fetches passed through unmodified, by reason (too_large, not_manifest, unreadable)",
+        &["reason"]
+    )
+    .expect("metric registers once"),
+}
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

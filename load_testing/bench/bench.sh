@@ -32,7 +32,7 @@
 # Environment (defaults): ROUNDS (5), PROXY_ROUNDS (ROUNDS), DURATION (10, seconds per round),
 #   WARMUP (2), CONNECTIONS (64), WRK_THREADS (1), SERVER_CPU (0), CLIENT_CPU (1),
 #   EDGE_CPU (CLIENT_CPU), MODES ("keepalive close"; "" skips the redirect rounds), PROXY (1),
-#   PROXY_SIZES ("1k 1m"),
+#   PROXY_SIZES ("1k 1m"; `m3u8` adds a 2,000-segment playlist the router parses and rewrites),
 #   PROFILE (1), CALLGRIND (1), CG_DURATION (10), CG_MODES ("keepalive"; "keepalive close"), PORT/MGMT_PORT (router, 24101/24102), NGINX_PORT (24181), EDGE_PORT (24190),
 #   URLS (load_testing/bench/urls.txt), OUT (load_testing/results/bench-TIMESTAMP), SKIP_BUILD.
 # Everything listens on and talks to 127.0.0.1 only; every process started here is stopped on
@@ -256,6 +256,14 @@ if [ "$PROXY" = 1 ]; then
   mkdir -p "$edge/www/vod" "$edge/logs" "$edge/tmp"
   head -c 1024 /dev/urandom >"$edge/www/vod/1k.bin"
   head -c 1048576 /dev/urandom >"$edge/www/vod/1m.bin"
+  # PROXY_SIZES entry `m3u8`: a 2,000-segment HLS media playlist. Its references are
+  # absolute paths under /vod/, which the router's rewrite leaves byte-identical: both servers
+  # answer the same bytes, the router after parsing and rewriting it.
+  {
+    printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1000\n'
+    for i in $(seq 1000 2999); do printf '#EXTINF:2.000,\n/vod/seg/%d.ts\n' "$i"; done
+    printf '#EXT-X-ENDLIST\n'
+  } >"$edge/www/vod/hls2000.m3u8"
   chmod -R a+rX "$edge"
   user_line=""
   [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
@@ -295,8 +303,12 @@ EOF
   bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
   for size in $PROXY_SIZES; do
     urls=$LT_TMP/urls-$size.txt
-    echo "/vod/$size.bin" >"$urls"
-    bytes=$(stat -c %s "$edge/www/vod/$size.bin")
+    case $size in
+      m3u8) file=vod/hls2000.m3u8 ;;
+      *) file=vod/$size.bin ;;
+    esac
+    echo "/$file" >"$urls"
+    bytes=$(stat -c %s "$edge/www/$file")
     check_urls "$bytes" "$urls"
     bench_log "proxy, $size: $PROXY_ROUNDS rounds of ${DURATION}s per server"
     alternate proxy "$size" "$urls" "$PROXY_ROUNDS" "$EDGE_PID"

@@ -13,6 +13,7 @@
 #                        it is forced off: checks resolve and probe the demo edge names, i.e.
 #                        leave the machine, and put every region in panic mode)
 #   SKIP_BUILD=1         use the existing target/release/cti-kaltura
+#   LT_BIN=PATH          (with SKIP_BUILD=1) run this binary instead, e.g. another commit's build
 #   READY_TIMEOUT_SECS   how long to wait for /readyz (default 30)
 #   STOP_TIMEOUT_SECS    how long SIGTERM may take before SIGKILL (default 10)
 
@@ -21,7 +22,7 @@ LT_REPO=$(cd "$LT_DIR/.." && pwd)
 LT_RESULTS="$LT_DIR/results"
 LT_VENV="$LT_DIR/.venv"
 LT_K6="$LT_VENV/bin/k6"
-LT_BIN="$LT_REPO/target/release/cti-kaltura"
+LT_BIN="${LT_BIN:-$LT_REPO/target/release/cti-kaltura}"
 
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-4001}

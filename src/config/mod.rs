@@ -279,7 +279,11 @@ pub enum Mode {
     #[default]
     Redirect,
     /// Fetch from the edge and stream the answer back (players that cannot follow redirects).
+    /// Manifests are rewritten so that the whole session comes back through the router.
     Proxy,
+    /// Fetch the manifest from the edge and answer it with every reference made absolute on
+    /// that edge: the player follows no redirect, and segments go straight to the edge.
+    Manifest,
 }
 
 /// How an edge is chosen among a region's eligible edges.
@@ -337,6 +341,11 @@ impl RoutesConfig {
     pub fn any_proxy(&self) -> bool {
         self.0.iter().any(|r| r.mode == Mode::Proxy)
     }
+
+    /// Whether the router fetches from edges for this kind (`proxy` or `manifest`).
+    pub fn fetches(&self, kind: crate::vocab::RouteKind) -> bool {
+        matches!(self.get(kind).mode, Mode::Proxy | Mode::Manifest)
+    }
 }
 
 /// Proxy mode settings (`router.proxy`).
@@ -348,6 +357,9 @@ pub struct ProxyConfig {
     pub write_timeout: Duration,
     /// Verify edge TLS certificates (edges on port 443).
     pub tls_verify: bool,
+    /// Manifests (HLS playlists, DASH MPDs) up to this size are rewritten; larger ones pass
+    /// through unmodified.
+    pub max_manifest_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -357,6 +369,7 @@ impl Default for ProxyConfig {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             tls_verify: true,
+            max_manifest_bytes: 2 << 20,
         }
     }
 }
@@ -740,8 +753,12 @@ fn read_routes(mut routes: Section<'_>, errors: &mut Errors) -> RoutesConfig {
             None => d.mode,
             Some("redirect") => Mode::Redirect,
             Some("proxy") => Mode::Proxy,
+            Some("manifest") => Mode::Manifest,
             Some(_) => {
-                errors.push(route.key_path("mode"), "must be `redirect` or `proxy`");
+                errors.push(
+                    route.key_path("mode"),
+                    "must be `redirect`, `proxy` or `manifest`",
+                );
                 Mode::Redirect
             }
         };
@@ -804,6 +821,12 @@ fn read_proxy(mut proxy: Section<'_>, errors: &mut Errors) -> ProxyConfig {
             errors,
         ),
         tls_verify: p.bool("tls_verify", d.tls_verify, errors),
+        max_manifest_bytes: p.u64_in(
+            "max_manifest_bytes",
+            d.max_manifest_bytes as u64,
+            1024..=(64 << 20),
+            errors,
+        ) as usize,
     };
     proxy.finish(errors);
     config

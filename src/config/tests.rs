@@ -257,7 +257,7 @@ fn routes_default_to_redirect_and_weighted_random() {
     assert_eq!(
         errors_of("router:\n  routing: {file: r}\n  routes:\n    live: {mode: tunnel, spread: 9}\n    dvr: {}\n"),
         vec![
-            "router.routes.live.mode: must be `redirect` or `proxy`",
+            "router.routes.live.mode: must be `redirect`, `proxy` or `manifest`",
             "router.routes.live.spread: must be a whole number from 1 to 8",
             "router.routes.dvr: unknown key",
         ]
@@ -457,6 +457,7 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
             match live.mode {
                 Mode::Redirect => "redirect",
                 Mode::Proxy => "proxy",
+                Mode::Manifest => "manifest",
             }
             .to_string(),
         ),
@@ -488,6 +489,10 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
             millis(d.proxy.write_timeout),
         ),
         ("router.proxy.tls_verify", d.proxy.tls_verify.to_string()),
+        (
+            "router.proxy.max_manifest_bytes",
+            d.proxy.max_manifest_bytes.to_string(),
+        ),
         (
             "router.access_log.enabled",
             d.access_log.enabled.to_string(),

@@ -95,6 +95,10 @@ pub enum Outcome {
 pub struct EdgeTarget {
     /// Where the edge-relative part (path and query) starts in the Location.
     pub path_start: usize,
+    /// Live and catch-up: where the content's directory on the edge (the stream's or record's
+    /// path up to its last `/`) ends in the Location; what sub-requests resolve against.
+    /// `path_start` for VOD and static.
+    pub dir_end: usize,
     /// Index of the edge in [`Snapshot::servers`].
     pub edge_index: u32,
     /// Index of the region in [`Snapshot::regions`].
@@ -197,17 +201,30 @@ pub fn decide_with_streams(
         },
     };
     let stalled_edges = stream_id.and_then(|id| stalled?.edges_stalled_for(id));
+    let is_stalled = |e: u32| {
+        stalled_edges.is_some_and(|edges| edges.contains(&snapshot.servers[e as usize].id))
+    };
     let chosen = match stalled_edges {
         None => snapshot
             .choose_edge(ip, selector, policy.panic_mode)
             .map(|choice| (choice, StallEffect::None)),
-        Some(edges) => snapshot.choose_edge_avoiding(ip, selector, policy.panic_mode, |e| {
-            edges.contains(&snapshot.servers[e as usize].id)
-        }),
+        Some(_) => snapshot.choose_edge_avoiding(ip, selector, policy.panic_mode, is_stalled),
     };
-    let Some((choice, stall)) = chosen else {
+    let Some((mut choice, stall)) = chosen else {
         return decision(Outcome::NotFound(NotFound::Edge));
     };
+    let sub = match route {
+        Route::Live(c) | Route::Catchup(c) => c.sub,
+        Route::Vod | Route::Static => None,
+    };
+    if let Some(hinted) = sub
+        .and_then(|s| s.edge_hint)
+        .and_then(|id| snapshot.hinted_edge(choice.step.region, id, selector, choice.panic))
+        .filter(|&e| stall == StallEffect::AllStalled || !is_stalled(e))
+    {
+        choice.edge_index = hinted;
+        choice.edge = &snapshot.servers[hinted as usize];
+    }
     let (step, edge) = (choice.step, choice.edge);
     let https = match route_config.location_scheme {
         LocationScheme::Edge => None,
@@ -220,15 +237,35 @@ pub fn decide_with_streams(
         Some(true) => (&bases.live_https, &bases.http_https),
         Some(false) => (&bases.live_http, &edge.http_base),
     };
-    let (location, path_start) = match content {
-        Some(path) => (
-            build_location(live_base, path, true, query),
-            live_base.len(),
-        ),
-        None => (
-            build_location(http_base, req.path, false, query),
-            http_base.len(),
-        ),
+    let (location, path_start, dir_end) = match (content, sub) {
+        (Some(path), None) => {
+            let base = live_base.len();
+            let dir_end = base + path.rfind('/').map_or(0, |i| i + 1);
+            (build_location(live_base, path, true, query), base, dir_end)
+        }
+        (Some(path), Some(sub)) => {
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            let base = live_base.len();
+            let mut location = String::with_capacity(
+                base + dir.len() + sub.rest.len() + query.map_or(0, |q| q.len() + 1),
+            );
+            location.push_str(live_base);
+            location.push_str(dir);
+            location.push_str(sub.rest);
+            if let Some(q) = query {
+                location.push('?');
+                location.push_str(q);
+            }
+            (location, base, base + dir.len())
+        }
+        (None, _) => {
+            let base = http_base.len();
+            (
+                build_location(http_base, req.path, false, query),
+                base,
+                base,
+            )
+        }
     };
     decision(Outcome::Redirect {
         location,
@@ -237,6 +274,7 @@ pub fn decide_with_streams(
         subnet_id: step.subnet_id,
         target: EdgeTarget {
             path_start,
+            dir_end,
             edge_index: choice.edge_index,
             region_index: step.region,
             panic: choice.panic,

@@ -178,6 +178,7 @@ fn ip(s: &str) -> IpAddr {
 /// Stands for the snapshot position of any redirect in expected outcomes.
 const ANY_TARGET: EdgeTarget = EdgeTarget {
     path_start: 0,
+    dir_end: 0,
     edge_index: 0,
     region_index: 0,
     panic: false,
@@ -1075,5 +1076,139 @@ fn location_scheme_table() {
             format!("{vod_base}/vod/x.mp4"),
             "{label}"
         );
+    }
+}
+
+// ----- sub-requests and edge hints -----
+
+/// The Location of `path` from a client of region 40 (edges w1 = 41, w3 = 43), for random
+/// values 0..n.
+fn hinted_locations(s: &Snapshot, p: &RoutingPolicy, path: &str, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|r| {
+            match get(path)
+                .from("40.1.2.3")
+                .decide_with(Some(s), p, r.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .outcome
+            {
+                Outcome::Redirect { location, .. } => location,
+                other => panic!("{path}: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+fn consistent_policy(spread: usize) -> RoutingPolicy {
+    RoutingPolicy {
+        routes: crate::config::RoutesConfig(
+            [crate::config::RouteConfig {
+                mode: crate::config::Mode::Proxy,
+                selection: crate::config::SelectionPolicy::Consistent,
+                spread,
+                ..Default::default()
+            }; 4],
+        ),
+        ..policy(true)
+    }
+}
+
+/// `decide` itself (the target kept), from [`CLIENT`].
+fn decided(s: &Snapshot, path: &str, query: Option<&str>) -> (String, EdgeTarget) {
+    let facts = RequestFacts {
+        method: &Method::GET,
+        path,
+        query,
+        peer: CLIENT.parse().unwrap(),
+        x_real_ip: None,
+        random: 0,
+        secure: false,
+    };
+    match decide(Some(s), &policy(true), &facts).outcome {
+        Outcome::Redirect {
+            location, target, ..
+        } => (location, target),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[test]
+fn sub_requests_resolve_in_the_content_directory() {
+    let s = snapshot(80);
+    let (location, target) = decided(
+        &s,
+        "/btv/live/hls/epg_1/~e1/v1/seg5.ts",
+        Some("_HLS_msn=5&_HLS_part=1"),
+    );
+    assert_eq!(
+        location,
+        "http://e1.example/live/ch1/v1/seg5.ts?_HLS_msn=5&_HLS_part=1"
+    );
+    assert_eq!(&location[target.path_start..target.dir_end], "/live/ch1/");
+    // Catch-up: the recording's directory on the edge.
+    let (location, _) = decided(&s, "/btv/catchup/hls/p_1/~/part/seg0.ts", None);
+    assert_eq!(location, "http://e1.example/dvr/dvr1/part/seg0.ts");
+    let (location, target) = decided(&s, "/btv/live/hls/epg_1.m3u8", None);
+    assert_eq!(&location[target.path_start..target.dir_end], "/live/ch1/");
+}
+
+#[test]
+fn a_hint_is_followed_while_its_edge_is_eligible_and_healthy() {
+    let s = snapshot(80);
+    let p = policy(true);
+    let hosts = |path| -> Vec<String> {
+        hinted_locations(&s, &p, path, 64)
+            .into_iter()
+            .map(|l| l.split('/').nth(2).unwrap_or_default().to_string())
+            .collect()
+    };
+    // Without a hint both edges of the region get sessions.
+    let fresh = hosts("/btv/live/hls/epg_1/~/a.ts");
+    assert!(fresh.iter().any(|h| h == "w1.example") && fresh.iter().any(|h| h == "w3.example"));
+    // A hint of either: always that edge.
+    assert!(hosts("/btv/live/hls/epg_1/~e41/a.ts")
+        .iter()
+        .all(|h| h == "w1.example"));
+    assert!(hosts("/btv/live/hls/epg_1/~e43/a.ts")
+        .iter()
+        .all(|h| h == "w3.example"));
+    // An edge of another region, or no edge at all: decided afresh.
+    for other in [
+        "/btv/live/hls/epg_1/~e1/a.ts",
+        "/btv/live/hls/epg_1/~e999/a.ts",
+    ] {
+        let got = hosts(other);
+        assert!(
+            got.iter().any(|h| h == "w1.example") && got.iter().any(|h| h == "w3.example"),
+            "{other}: {got:?}"
+        );
+    }
+    // A dead edge: never.
+    let w1 = s.servers.iter().find(|e| e.id == 41).expect("w1");
+    w1.health.set_up(false);
+    assert!(hosts("/btv/live/hls/epg_1/~e41/a.ts")
+        .iter()
+        .all(|h| h == "w3.example"));
+    // Every edge of the region dead (panic mode): the hint holds again.
+    let w3 = s.servers.iter().find(|e| e.id == 43).expect("w3");
+    w3.health.set_up(false);
+    assert!(hosts("/btv/live/hls/epg_1/~e41/a.ts")
+        .iter()
+        .all(|h| h == "w1.example"));
+}
+
+#[test]
+fn with_consistent_selection_a_hint_holds_only_among_the_contents_edges() {
+    let s = snapshot(80);
+    let one = consistent_policy(1);
+    let chosen = hinted_locations(&s, &one, "/btv/live/hls/epg_1/~/a.ts", 1).remove(0);
+    let host = chosen.split('/').nth(2).unwrap_or_default().to_string();
+    let other = if host == "w1.example" { 43 } else { 41 };
+    let hinted = hinted_locations(&s, &one, &format!("/btv/live/hls/epg_1/~e{other}/a.ts"), 32);
+    assert!(hinted.iter().all(|l| *l == chosen), "{hinted:?}");
+    // Spread over both edges: either hint holds.
+    let two = consistent_policy(2);
+    for (id, host) in [(41, "w1.example"), (43, "w3.example")] {
+        let hinted = hinted_locations(&s, &two, &format!("/btv/live/hls/epg_1/~e{id}/a.ts"), 32);
+        assert!(hinted.iter().all(|l| l.contains(host)), "{hinted:?}");
     }
 }

@@ -101,6 +101,10 @@ pub fn build_server(opt: Opt, server_conf: ServerConf, parts: Parts) -> Server {
         state: state.clone(),
         settings: settings.clone(),
         resolver: proxy::edge_resolver::EdgeResolver::default(),
+        // The same options (CA file, ...) as the framework's own connector to edges.
+        manifest_connector: pingora::connectors::http::Connector::new(Some(
+            pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
+        )),
     };
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     proxy.h2_options = Some(h2_limits::h2_options(&config.tls.h2));

@@ -8,7 +8,8 @@ use super::access_log::{self, AccessRecord};
 use super::answer::{access_record, over_limits, oversize_record, Answer, HeadSize};
 use crate::config::Mode;
 use crate::metrics::{KindLabel, OutcomeLabel, METRICS};
-use crate::routing::{decide_with_streams, Decision, EdgeTarget, Outcome, RequestFacts};
+use crate::routing::request_path::names_manifest;
+use crate::routing::{decide_with_streams, Decision, EdgeTarget, Outcome, RequestFacts, RouteKind};
 use crate::settings::Settings;
 use crate::snapshot::Id;
 use crate::snapshot::Snapshot;
@@ -64,6 +65,48 @@ pub struct ProxyTarget {
     pub retried: bool,
     /// The live stream (tv_stream id), for reading its proxied playlist (stream health).
     pub stream_id: Option<Id>,
+    /// A manifest the router fetches whole and rewrites; `None`: streamed through as is.
+    pub manifest: Option<ManifestPlan>,
+}
+
+/// How the references of a fetched manifest are to be rewritten.
+#[derive(Debug, Clone)]
+pub struct ManifestPlan {
+    pub kind: RouteKind,
+    /// `Proxy`: back through the router; `Manifest`: absolute on the edge.
+    pub mode: Mode,
+    /// Live and catch-up: `/btv/{live|catchup}/{codec}/{id}`, what sub-requests start with.
+    pub content_prefix: String,
+    /// The content's directory on the edge is `path_and_query[..dir_len]`.
+    pub dir_len: usize,
+}
+
+/// The plan for a request in `mode` (`Proxy` or `Manifest`) when its path names a manifest
+/// (the live or catch-up content itself, or a `.m3u8`/`.mpd` file).
+fn manifest_plan(
+    kind: RouteKind,
+    mode: Mode,
+    path: &str,
+    target: &EdgeTarget,
+) -> Option<ManifestPlan> {
+    let content_prefix = match kind {
+        RouteKind::Live | RouteKind::Catchup => match path.find("/~") {
+            Some(sub) if names_manifest(path) => &path[..sub],
+            Some(_) => return None,
+            None => path
+                .strip_suffix(".m3u8")
+                .or_else(|| path.strip_suffix(".mpd"))
+                .unwrap_or(path),
+        },
+        RouteKind::Vod | RouteKind::Static if names_manifest(path) => "",
+        RouteKind::Vod | RouteKind::Static => return None,
+    };
+    Some(ManifestPlan {
+        kind,
+        mode,
+        content_prefix: content_prefix.to_string(),
+        dir_len: target.dir_end - target.path_start,
+    })
 }
 
 /// A request's metric labels, access-log record and start, until it is finished.
@@ -161,9 +204,7 @@ pub fn handle(
             state.streams().record_request(stream_id, *region_id);
         }
     }
-    let proxied = decision
-        .kind
-        .is_some_and(|k| policy.routes.get(k).mode == Mode::Proxy);
+    let proxied = decision.kind.is_some_and(|k| policy.routes.fetches(k));
     let access = access_on.then(|| {
         access_record(
             &decision,
@@ -185,7 +226,7 @@ pub fn handle(
     let Decision {
         outcome: routed,
         client_ip,
-        ..
+        kind: route_kind,
     } = decision;
     match (routed, snapshot.as_ref(), client_ip) {
         (
@@ -195,6 +236,9 @@ pub fn handle(
             Some(snapshot),
             Some(client_ip),
         ) if proxied => {
+            let manifest = route_kind.and_then(|kind| {
+                manifest_plan(kind, policy.routes.get(kind).mode, req.path, &target)
+            });
             let EdgeTarget {
                 path_start,
                 edge_index,
@@ -213,6 +257,7 @@ pub fn handle(
                     client_ip,
                     retried: false,
                     stream_id,
+                    manifest,
                 }),
                 record: record(OutcomeLabel::Proxy),
             }

@@ -355,6 +355,42 @@ impl Snapshot {
             .map(|edge| (edge, true))
     }
 
+    /// A sub-request's edge hint, if it is still a right choice in `region` (where a fresh
+    /// decision for the client landed): an eligible edge of the region, healthy (unless
+    /// `panic` chose the fresh one), and with consistent selection one of the content's
+    /// `spread` edges. Returns its index.
+    pub fn hinted_edge(
+        &self,
+        region: u32,
+        edge_id: Id,
+        selector: Selector,
+        panic: bool,
+    ) -> Option<u32> {
+        let table = &self.regions[region as usize].edges;
+        let edge = table
+            .edges()
+            .iter()
+            .copied()
+            .find(|&e| self.servers[e as usize].id == edge_id)?;
+        if !panic && !self.servers[edge as usize].is_up() {
+            return None;
+        }
+        let Selector::Consistent {
+            key_hash, spread, ..
+        } = selector
+        else {
+            return Some(edge);
+        };
+        let id_of = |e: u32| self.servers[e as usize].id;
+        let usable = |e: u32| panic || self.servers[e as usize].is_up();
+        let spread = spread.clamp(1, affinity::MAX_SPREAD);
+        (0..spread as u64)
+            .any(|pick| {
+                affinity::rendezvous(table, key_hash, spread, pick, id_of, usable) == Some(edge)
+            })
+            .then_some(edge)
+    }
+
     /// A weighted choice among the healthy edges of `table`. The common case (the first draw
     /// is healthy) costs one atomic load; otherwise a second draw runs over the healthy ones,
     /// which keeps every healthy edge's probability at weight / Σ healthy weights.

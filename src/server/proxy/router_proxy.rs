@@ -12,6 +12,7 @@ use crate::state::RouterState;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderValue;
+use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -27,16 +28,18 @@ pub struct RouterProxy {
     pub settings: SharedSettings,
     /// Addresses of edges without an `ip`.
     pub resolver: EdgeResolver,
+    /// Connections to edges for the manifests the router fetches itself.
+    pub manifest_connector: Connector,
 }
 
 /// A request between `request_filter` and `logging`.
 pub struct RequestCtx {
     started: Instant,
     /// Set once the request is decided.
-    record: Option<Record>,
-    proxy: Option<ProxyTarget>,
-    /// Stream health (issue 16): the live playlist being proxied, read on its way through.
-    playlist: Option<super::stream_watch::PlaylistWatch>,
+    pub(super) record: Option<Record>,
+    pub(super) proxy: Option<ProxyTarget>,
+    /// Stream health (issue 16): the live playlist being fetched, read on its way through.
+    pub(super) playlist: Option<super::stream_watch::PlaylistWatch>,
 }
 
 tokio::task_local! {
@@ -59,7 +62,7 @@ fn take_decision() -> Option<Handled> {
 
 /// Writes an answer through the framework, from the same description as the router's own
 /// HTTP/1 writer.
-async fn write_answer(session: &mut Session, answer: &Answer) -> Result<()> {
+pub(super) async fn write_answer(session: &mut Session, answer: &Answer) -> Result<()> {
     let mut resp = ResponseHeader::build(answer.status(), Some(4))?;
     let mut fields = Ok(());
     answer.fields(|name, value| {
@@ -118,7 +121,7 @@ impl RouterProxy {
 
     /// A connection to the chosen edge failed (or its name did not resolve): counted against
     /// the edge, and retried once on another edge of the region.
-    fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    pub(super) fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
         let Some(target) = ctx.proxy.as_mut() else {
             return e;
         };
@@ -153,6 +156,46 @@ impl RouterProxy {
             e.set_retry(true);
         }
         e
+    }
+
+    /// The chosen edge as a peer (its address resolved when it has no `ip`), with the proxy
+    /// timeouts; a name that does not resolve is a failed connection.
+    pub(super) async fn edge_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let Some(target) = ctx.proxy.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no edge chosen for proxying");
+        };
+        let edge = &target.snapshot.servers[target.edge_index as usize];
+        let settings = self.settings.load();
+        let proxy = &settings.config.proxy;
+        let tls = edge.port == 443;
+        let sni = edge.domain_name.to_string();
+        let addr = match edge.ip {
+            Some(ip) => SocketAddr::new(ip, edge.port),
+            None => {
+                let resolved = self
+                    .resolver
+                    .resolve(&edge.domain_name, edge.port, proxy.connect_timeout)
+                    .await;
+                match resolved {
+                    Some(addr) => addr,
+                    None => {
+                        let e = Error::explain(
+                            ErrorType::ConnectError,
+                            format!("edge {} does not resolve", edge.domain_name),
+                        );
+                        drop(settings);
+                        return Err(self.connect_failed(ctx, e));
+                    }
+                }
+            }
+        };
+        let mut peer = HttpPeer::new(addr, tls, sni);
+        peer.options.connection_timeout = Some(proxy.connect_timeout);
+        peer.options.read_timeout = Some(proxy.read_timeout);
+        peer.options.write_timeout = Some(proxy.write_timeout);
+        peer.options.verify_cert = proxy.tls_verify;
+        peer.options.verify_hostname = proxy.tls_verify;
+        Ok(Box::new(peer))
     }
 
     /// Counts a failed connection against the edge, like a failed health check.
@@ -206,11 +249,17 @@ impl ProxyHttp for RouterProxy {
         ctx.record = Some(record);
         match action {
             Action::Proxy(target) => {
-                // Stream health (issue 16): watch a live playlist.
-                ctx.playlist =
-                    super::stream_watch::PlaylistWatch::start(&self.settings.load(), &target);
+                let fetched_here = target.manifest.is_some();
+                if fetched_here {
+                    // Stream health (issue 16): a live playlist the router fetches is read.
+                    ctx.playlist =
+                        super::stream_watch::PlaylistWatch::start(&self.settings.load(), &target);
+                }
                 ctx.proxy = Some(target);
-                Ok(false)
+                if fetched_here {
+                    self.serve_manifest(session, ctx).await?;
+                }
+                Ok(fetched_here)
             }
             Action::Answer(answer) => {
                 write_answer(session, &answer).await?;
@@ -224,41 +273,7 @@ impl ProxyHttp for RouterProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(target) = ctx.proxy.as_ref() else {
-            return Error::e_explain(ErrorType::InternalError, "no edge chosen for proxying");
-        };
-        let edge = &target.snapshot.servers[target.edge_index as usize];
-        let settings = self.settings.load();
-        let proxy = &settings.config.proxy;
-        let tls = edge.port == 443;
-        let sni = edge.domain_name.to_string();
-        let addr = match edge.ip {
-            Some(ip) => SocketAddr::new(ip, edge.port),
-            None => {
-                let resolved = self
-                    .resolver
-                    .resolve(&edge.domain_name, edge.port, proxy.connect_timeout)
-                    .await;
-                match resolved {
-                    Some(addr) => addr,
-                    None => {
-                        let e = Error::explain(
-                            ErrorType::ConnectError,
-                            format!("edge {} does not resolve", edge.domain_name),
-                        );
-                        drop(settings);
-                        return Err(self.connect_failed(ctx, e));
-                    }
-                }
-            }
-        };
-        let mut peer = HttpPeer::new(addr, tls, sni);
-        peer.options.connection_timeout = Some(proxy.connect_timeout);
-        peer.options.read_timeout = Some(proxy.read_timeout);
-        peer.options.write_timeout = Some(proxy.write_timeout);
-        peer.options.verify_cert = proxy.tls_verify;
-        peer.options.verify_hostname = proxy.tls_verify;
-        Ok(Box::new(peer))
+        self.edge_peer(ctx).await
     }
 
     async fn upstream_request_filter(
@@ -292,27 +307,7 @@ impl ProxyHttp for RouterProxy {
         if let Some(record) = &ctx.record {
             METRICS.count_upstream_status(record.kind, response.status.as_u16());
         }
-        // Stream health (issue 16): which edge answered the live playlist, and how.
-        if let (Some(watch), Some(target)) = (ctx.playlist.as_mut(), ctx.proxy.as_ref()) {
-            if !watch.answered(&self.state, target, response.status.as_u16()) {
-                ctx.playlist = None;
-            }
-        }
         Ok(())
-    }
-
-    /// Stream health (issue 16): the edge's live playlist as it arrives, before any rewriting.
-    fn upstream_response_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<Option<std::time::Duration>> {
-        if let Some(watch) = ctx.playlist.as_mut() {
-            watch.feed(&self.state, body.as_ref(), end_of_stream);
-        }
-        Ok(None)
     }
 
     fn fail_to_connect(

@@ -24,6 +24,7 @@ fn app(extra_config: &str) -> RouterApp {
         state: state.clone(),
         settings: settings.clone(),
         resolver: EdgeResolver::default(),
+        manifest_connector: pingora::connectors::http::Connector::new(None),
     };
     let proxy = pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), proxy);
     RouterApp::new(proxy, state, settings, Arc::new(AtomicBool::new(false)))
