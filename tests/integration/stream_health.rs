@@ -375,7 +375,7 @@ fn playlists_fetched_by_the_router_are_read_passively(mode: &str, gzip: bool, ho
 
     a.freeze("/live/ch1.m3u8");
     try_poll_for(
-        "the frozen copy seen through the proxy",
+        "the frozen copy seen in the playlists the router fetches",
         SETTLE,
         Duration::from_millis(100),
         || {
