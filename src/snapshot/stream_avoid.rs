@@ -68,6 +68,24 @@ impl Snapshot {
         })
     }
 
+    /// [`Snapshot::pick_in_region`] for a retry after a failed connection (never `exclude`),
+    /// passing over the edges for which `stalled(edge index)` holds where the region has
+    /// another healthy edge.
+    pub fn pick_in_region_avoiding(
+        &self,
+        region: u32,
+        selector: Selector,
+        exclude: Option<u32>,
+        panic_mode: bool,
+        stalled: impl Fn(u32) -> bool,
+    ) -> Option<(u32, bool)> {
+        let passed_over = |e: u32| Some(e) == exclude || stalled(e);
+        match self.pick_avoiding(region, selector, &passed_over) {
+            Some(edge) => Some((edge, false)),
+            None => self.pick_in_region(region, selector, exclude, panic_mode),
+        }
+    }
+
     /// A healthy edge of `region` without a stalled copy, by `selector`.
     fn pick_avoiding(
         &self,
@@ -266,5 +284,82 @@ mod tests {
             })
             .collect();
         assert_eq!(b, vec![1, 2, 3], "stream 12 still goes to edge 2");
+    }
+
+    /// The edge ids 200 draws of `path` were redirected to, with `stalled` (edge, stream)
+    /// pairs.
+    fn decided_edges(s: &Snapshot, stalled: &[(i64, i64)], path: &str) -> Vec<i64> {
+        use crate::routing::{decide_with_streams, Outcome, RequestFacts, RoutingPolicy};
+        use crate::stream_health::StalledPairs;
+        let stalled = StalledPairs::from_pairs(stalled.iter().copied());
+        let policy = RoutingPolicy::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for random in 0..200u64 {
+            let facts = RequestFacts {
+                method: &http::Method::GET,
+                path,
+                query: None,
+                peer: ip(),
+                x_real_ip: None,
+                random: random.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                secure: false,
+            };
+            let d = decide_with_streams(Some(s), Some(&stalled), &policy, &facts);
+            let Outcome::Redirect { edge_id, .. } = d.outcome else {
+                panic!("{d:?}");
+            };
+            seen.insert(edge_id);
+        }
+        seen.into_iter().collect()
+    }
+
+    #[test]
+    fn an_edge_hint_is_not_followed_to_a_stalled_copy_unless_every_copy_is() {
+        let s = snapshot();
+        let hinting_2 = "/btv/live/hls/a/~e2/seg1.ts";
+        // Nothing stalled: the hint holds.
+        assert_eq!(decided_edges(&s, &[], hinting_2), vec![2]);
+        // Edge 2's copy of stream 11 stalled: its sub-requests go elsewhere.
+        assert_eq!(decided_edges(&s, &[(2, 11)], hinting_2), vec![1, 3]);
+        // A hint of a healthy copy still holds while another copy is stalled.
+        assert_eq!(
+            decided_edges(&s, &[(2, 11)], "/btv/live/hls/a/~e3/seg1.ts"),
+            vec![3]
+        );
+        // Another stream stalled on edge 2 does not matter to this one.
+        assert_eq!(decided_edges(&s, &[(2, 12)], hinting_2), vec![2]);
+        // Every copy stalled: routed as if none were, and the hint holds again.
+        let all = [(1, 11), (2, 11), (3, 11)];
+        assert_eq!(decided_edges(&s, &all, hinting_2), vec![2]);
+    }
+
+    #[test]
+    fn a_retry_passes_over_stalled_copies_while_a_healthy_one_remains() {
+        let s = snapshot();
+        let region = 0;
+        let (one, two, three) = (index_of(&s, 1), index_of(&s, 2), index_of(&s, 3));
+        let retries = |stalled: &[u32]| {
+            let mut seen = std::collections::BTreeSet::new();
+            for random in 0..300u64 {
+                let selector = Selector::Random(random.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let (edge, panic) = s
+                    .pick_in_region_avoiding(region, selector, Some(one), true, |e| {
+                        stalled.contains(&e)
+                    })
+                    .unwrap();
+                assert!(!panic);
+                seen.insert(edge);
+            }
+            seen.into_iter().collect::<Vec<_>>()
+        };
+        // Edge 1 failed to connect: the retry goes to 2 or 3 ...
+        assert_eq!(retries(&[]), vec![two, three]);
+        // ... only 3 while 2's copy is stalled ...
+        assert_eq!(retries(&[two]), vec![three]);
+        // ... and to either again when both are stalled (never back to 1).
+        assert_eq!(retries(&[two, three]), vec![two, three]);
+        // A stalled copy on a down edge is no way out: the healthy stalled one is taken.
+        s.servers[three as usize].health.set_up(false);
+        assert_eq!(retries(&[two]), vec![two]);
     }
 }

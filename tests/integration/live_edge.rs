@@ -1,7 +1,8 @@
 //! A fake edge serving live HLS media playlists (and DASH MPDs for paths ending `.mpd`) that
 //! advance with time (one segment per `segment`), for the stream-health suite: each channel path can be frozen (its playlist stops
 //! advancing) or removed (404) while the router runs, probes (User-Agent
-//! `cti-kaltura-stream-probe/...`) can be refused with 503, and every playlist request is
+//! `cti-kaltura-stream-probe/...`) can be refused with 503, players' playlists can be sent
+//! gzip-compressed, and every playlist request is
 //! counted with its time. `DIR/master.m3u8` is a multivariant playlist naming `media.m3u8`
 //! when `DIR/media.m3u8` is served. `/healthcheck` answers `200 OK`. One thread per connection,
 //! `Connection: close`; dropping the fake stops it.
@@ -39,6 +40,8 @@ pub struct Hit {
 struct Shared {
     copies: HashMap<String, Copy>,
     refuse_probes: bool,
+    /// Players' playlists go out gzip-compressed (whatever they accept).
+    gzip_players: bool,
     hits: Vec<Hit>,
 }
 
@@ -69,6 +72,7 @@ impl LiveEdge {
                 .map(|p| (p.to_string(), Copy::Advancing))
                 .collect(),
             refuse_probes: false,
+            gzip_players: false,
             hits: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -118,6 +122,12 @@ impl LiveEdge {
     /// Answer probes with 503 (only players' playlists are then readable).
     pub fn refuse_probes(&self, refuse: bool) {
         lock(&self.shared).refuse_probes = refuse;
+    }
+
+    /// Send players' playlists gzip-compressed (`Content-Encoding: gzip`) even to a request
+    /// for `identity`, as some edges do; probes still get them plain.
+    pub fn gzip_players(&self, gzip: bool) {
+        lock(&self.shared).gzip_players = gzip;
     }
 
     /// Every playlist request so far.
@@ -223,6 +233,7 @@ fn serve(mut stream: TcpStream, shared: &Mutex<Shared>, started: Instant, segmen
         .next()
         .unwrap_or_default()
         .to_string();
+    let mut gzip = false;
     let (status, content_type, body) = if path == HEALTH_PATH {
         ("200 OK", "text/plain", "OK".to_string())
     } else {
@@ -231,6 +242,7 @@ fn serve(mut stream: TcpStream, shared: &Mutex<Shared>, started: Instant, segmen
             .iter()
             .any(|ua| ua.starts_with(PROBE_AGENT));
         let mut shared = lock(shared);
+        gzip = !probe && shared.gzip_players;
         shared.hits.push(Hit {
             path: path.clone(),
             at: Instant::now(),
@@ -264,21 +276,40 @@ fn serve(mut stream: TcpStream, shared: &Mutex<Shared>, started: Instant, segmen
             ),
         }
     };
+    if gzip && status == "200 OK" {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = encoder.write_all(body.as_bytes());
+        let compressed = encoder.finish().unwrap_or_default();
+        return answer_bytes(&mut stream, status, content_type, Some("gzip"), &compressed);
+    }
     answer(&mut stream, status, content_type, &body);
 }
 
 fn answer(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) {
+    answer_bytes(stream, status, content_type, None, body.as_bytes());
+}
+
+fn answer_bytes(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: &[u8],
+) {
     let edge = stream
         .local_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    let encoding = encoding
+        .map(|e| format!("Content-Encoding: {e}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nX-Edge: {edge}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{encoding}Content-Length: {}\r\nX-Edge: {edge}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream
         .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()));
+        .and_then(|()| stream.write_all(body));
     let _ = stream.flush();
     let _ = stream.shutdown(Shutdown::Write);
 }

@@ -2,8 +2,8 @@
 //! segment a second: a frozen copy of one channel on one edge stops receiving that channel's
 //! players (and only that channel's) and comes back when it advances again; a channel frozen
 //! on every edge routes as if it were not; a 404 counts as stalled; a multivariant playlist is
-//! followed and a DASH MPD judged; the passive path reads playlists proxied through the
-//! router; the probe budget holds with a hot set larger than it covers; SIGHUP switches it
+//! followed and a DASH MPD judged; the passive path reads the playlists the router fetches
+//! (proxy and manifest modes, gzip-compressed ones decompressed); the probe budget holds with a hot set larger than it covers; SIGHUP switches it
 //! off (every pair released, no probes) and on again.
 
 use crate::fake_edge::{edge, RegionSpec};
@@ -312,15 +312,35 @@ fn an_edge_without_the_channel_counts_as_stalled_for_it() {
 
 #[test]
 fn proxied_playlists_are_read_passively() {
-    let a = LiveEdge::start(65, &["/live/ch1.m3u8"], SEGMENT);
-    let b = LiveEdge::start(66, &["/live/ch1.m3u8"], SEGMENT);
+    playlists_fetched_by_the_router_are_read_passively("proxy", false, (65, 66));
+}
+
+#[test]
+fn playlists_fetched_in_manifest_mode_are_read_passively() {
+    playlists_fetched_by_the_router_are_read_passively("manifest", false, (81, 82));
+}
+
+#[test]
+fn gzip_compressed_playlists_are_read_decompressed() {
+    playlists_fetched_by_the_router_are_read_passively("proxy", true, (83, 84));
+}
+
+/// Two edges (`127.0.0.{hosts}`) with ch1, probes refused, live routes in `mode` (the router
+/// fetches the playlists), players' playlists gzip-compressed by the edges when `gzip`: one
+/// copy freezes, the router sees it in the playlists players fetch, and players avoid it.
+fn playlists_fetched_by_the_router_are_read_passively(mode: &str, gzip: bool, hosts: (u8, u8)) {
+    let a = LiveEdge::start(hosts.0, &["/live/ch1.m3u8"], SEGMENT);
+    let b = LiveEdge::start(hosts.1, &["/live/ch1.m3u8"], SEGMENT);
     // Probes learn nothing here: only the playlists players fetch through the router count.
-    a.refuse_probes(true);
-    b.refuse_probes(true);
+    for edge in [&a, &b] {
+        edge.refuse_probes(true);
+        edge.gzip_players(gzip);
+    }
+    let mode_line = format!("    mode: {mode}");
     let router = start(
         snapshot(&[(1, &a), (2, &b)], 1),
         &["min_round_interval_ms: 200"],
-        &["routes:", "  live:", "    mode: proxy"],
+        &["routes:", "  live:", &mode_line],
     );
     let fetch = || {
         let response = router.get(&player_path(1));
@@ -330,6 +350,12 @@ fn proxied_playlists_are_read_passively() {
             "{}",
             response.summary()
         );
+        // Rewritten as the mode wants: segments on the edge, or back through the router.
+        let segments = match mode {
+            "manifest" => "\nhttp://127.0.0.",
+            _ => "\n/btv/live/hls/ch1/~e",
+        };
+        assert!(response.text().contains(segments), "{}", response.text());
         response.header("x-edge").unwrap_or_default().to_string()
     };
     try_poll_for(
@@ -349,7 +375,7 @@ fn proxied_playlists_are_read_passively() {
 
     a.freeze("/live/ch1.m3u8");
     try_poll_for(
-        "the frozen copy seen through the proxy",
+        "the frozen copy seen in the playlists the router fetches",
         SETTLE,
         Duration::from_millis(100),
         || {
@@ -371,7 +397,7 @@ fn proxied_playlists_are_read_passively() {
     assert_eq!(
         seen,
         BTreeSet::from([b.host()]),
-        "proxied players avoid the stalled copy"
+        "players avoid the stalled copy"
     );
     let metrics = scrape(&router);
     assert!(

@@ -138,15 +138,20 @@ impl RouterProxy {
                 return stream_through(session, upstream, response, read, head_only).await;
             }
         };
-        if let Some(w) = watch.as_mut() {
-            w.feed(&self.state, Some(&body), true);
-        }
         // The whole body is in: the connection can serve another request.
         self.manifest_connector
             .release_http_session(upstream, &*peer, Some(idle))
             .await;
 
-        let answer = match rewrite_answer(&plan, ctx, &response, &body, limit) {
+        let decoded = decode(&response, &body, limit);
+        if let Some(w) = watch.as_mut() {
+            // Stream health judges the playlist as the player reads it: decompressed (a body
+            // that does not decode is judged as sent).
+            let text: &[u8] = decoded.as_deref().unwrap_or(&body);
+            w.feed(&self.state, Some(text), true);
+        }
+        let rewritten = decoded.and_then(|text| rewrite_answer(&plan, ctx, &response, &text));
+        let answer = match rewritten {
             Ok((resp, rewritten)) => {
                 return write_whole(session, resp, Bytes::from(rewritten), head_only).await;
             }
@@ -208,23 +213,21 @@ impl RouterProxy {
     }
 }
 
-/// The rewritten answer, or why the body passes through unmodified.
+/// The rewritten answer of the (decoded) body, or why the body passes through unmodified.
 fn rewrite_answer(
     plan: &ManifestPlan,
     ctx: &RequestCtx,
     response: &ResponseHeader,
-    body: &[u8],
-    limit: usize,
+    decoded: &[u8],
 ) -> std::result::Result<(ResponseHeader, String), PassthroughReason> {
     let target = ctx.proxy.as_ref().ok_or(PassthroughReason::Unreadable)?;
     let edge = &target.snapshot.servers[target.edge_index as usize];
-    let decoded = decode(response, body, limit)?;
     let content_type = response
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let format = manifest::sniff(content_type, &decoded).ok_or(PassthroughReason::NotManifest)?;
-    let text = std::str::from_utf8(&decoded).map_err(|_| PassthroughReason::Unreadable)?;
+    let format = manifest::sniff(content_type, decoded).ok_or(PassthroughReason::NotManifest)?;
+    let text = std::str::from_utf8(decoded).map_err(|_| PassthroughReason::Unreadable)?;
 
     let edge_base = match plan.kind {
         RouteKind::Live | RouteKind::Catchup => &*edge.live_base,

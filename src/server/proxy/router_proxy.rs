@@ -130,12 +130,26 @@ impl RouterProxy {
             return e;
         }
         let selector = Selector::Random(fastrand::u64(..));
-        let other = target.snapshot.pick_in_region(
+        let settings = self.settings.load();
+        // Stream health (issue 16): the retry, too, passes over stalled copies of the stream.
+        let stalled = target
+            .stream_id
+            .filter(|_| settings.config.stream_health_on())
+            .and_then(|_| self.state.streams().overlay().view());
+        let stalled_edges = stalled
+            .as_deref()
+            .zip(target.stream_id)
+            .and_then(|(pairs, stream)| pairs.edges_stalled_for(stream));
+        let snapshot = &target.snapshot;
+        let other = snapshot.pick_in_region_avoiding(
             target.region_index,
             selector,
             Some(target.edge_index),
-            self.settings.load().policy.panic_mode,
+            settings.policy.panic_mode,
+            |e| stalled_edges.is_some_and(|edges| edges.contains(&snapshot.servers[e as usize].id)),
         );
+        drop(stalled);
+        drop(settings);
         if let Some((edge_index, _)) = other {
             let (from, to) = (
                 &target.snapshot.servers[target.edge_index as usize],

@@ -1,6 +1,6 @@
-//! Passive stream health: the live playlist (or MPD) of a proxied live request, collected as
-//! the edge sends it (bounded by `max_playlist_bytes`) and handed whole to
-//! `StreamHealth::observe_proxied`. Only for live routes, only when the pair has not been
+//! Passive stream health: the live playlist (or MPD) the router fetches for a player (proxy
+//! and manifest modes), decompressed when the edge compressed it, bounded by
+//! `max_playlist_bytes`, and handed whole to `StreamHealth::observe_proxied`. Only for live routes, only when the pair has not been
 //! looked at within half a target duration, so thousands of players cost one read.
 
 use crate::metrics::STREAM_METRICS;
@@ -8,7 +8,6 @@ use crate::server::pipeline::ProxyTarget;
 use crate::settings::Settings;
 use crate::state::RouterState;
 use crate::stream_health::{PairKey, PairNames};
-use bytes::Bytes;
 
 /// One proxied live playlist being collected.
 #[derive(Debug)]
@@ -71,7 +70,7 @@ impl PlaylistWatch {
     }
 
     /// Takes one piece of the body; at the end, judges the whole.
-    pub fn feed(&mut self, state: &RouterState, chunk: Option<&Bytes>, end_of_stream: bool) {
+    pub fn feed(&mut self, state: &RouterState, chunk: Option<&[u8]>, end_of_stream: bool) {
         if self.pair.is_none() || self.given_up {
             return;
         }
