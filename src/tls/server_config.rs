@@ -1,5 +1,5 @@
 //! The rustls server configuration of the TLS listeners: TLS 1.3 and 1.2 only with the
-//! *ring* provider's suites (all AEAD with ECDHE), ALPN `h2` then `http/1.1`, session
+//! *aws-lc-rs* provider's suites (all AEAD with ECDHE), ALPN `h2` then `http/1.1`, session
 //! resumption by tickets (keys rotated every 6 hours) and by a server-side session cache,
 //! both shared by every worker thread. Certificates come from the SNI resolver, so a
 //! reload swaps them without touching this configuration (tickets stay valid).
@@ -60,7 +60,7 @@ pub fn build(resolver: Arc<SniResolver>, tls: &TlsConfig) -> Result<Arc<ServerCo
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     }
     let ticketer =
-        rustls::crypto::ring::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
+        rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| format!("session tickets: {e}"))?;
     config.ticketer = Arc::new(CountingTicketer(ticketer));
     // No 0-RTT: a replayed early request would be routed twice (harmless for a redirect, but
     // not for every proxied request).

@@ -642,6 +642,61 @@ fn served_alongside(pki: &Pki, router: &TlsRouter) {
     assert_eq!(answer_facts(&out).0, 302, "{out}");
 }
 
+/// Bytes a flooding client may push before the test calls the flood unbounded: far more
+/// than the loopback socket buffers of both directions hold.
+const FLOOD_LIMIT: usize = 256 * 1024 * 1024;
+
+/// A client flooding `frame` and never reading is contained by backpressure: the server
+/// answers each frame, stops reading once its answers back up, and neither closes the
+/// connection nor stops serving others. Once the client reads, the answers are there, one
+/// per frame (`is_answer`), with no GOAWAY.
+fn assert_flood_backpressured(
+    pki: &Pki,
+    router: &TlsRouter,
+    tls: &mut TlsConn,
+    frame: &[u8],
+    is_answer: impl Fn(&Frame) -> bool,
+) {
+    let end = flood(tls, frame, FLOOD_LIMIT);
+    assert!(matches!(end, FloodEnd::Backpressured { .. }), "{end:?}");
+    served_alongside(pki, router);
+    let wanted = 1000;
+    let mut answers = 0;
+    let frames = read_frames_only(tls, |f| {
+        answers += usize::from(is_answer(f));
+        answers == wanted || f.kind == FRAME_GOAWAY
+    });
+    assert!(!frames.iter().any(|f| f.kind == FRAME_GOAWAY));
+    assert_eq!(answers, wanted, "{} frames read", frames.len());
+    served_alongside(pki, router);
+}
+
+#[test]
+fn a_ping_flood_is_backpressured_while_others_are_served() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], KeyKind::EcPkcs8, 2);
+    let router = TlsRouter::start(&[&a], &[], 0);
+    let mut tls = h2_connect(&pki, router.addr());
+    let payload = *b"flooding";
+    let ping = frame(FRAME_PING, 0, 0, &payload);
+    assert_flood_backpressured(&pki, &router, &mut tls, &ping, |f| {
+        f.kind == FRAME_PING && f.flags & FLAG_ACK != 0 && f.payload == payload
+    });
+}
+
+#[test]
+fn a_settings_flood_is_backpressured_while_others_are_served() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &["a.test"], KeyKind::EcPkcs8, 2);
+    let router = TlsRouter::start(&[&a], &[], 0);
+    let mut tls = h2_connect(&pki, router.addr());
+    // SETTINGS_INITIAL_WINDOW_SIZE = 65,535 (its default), over and over.
+    let settings = frame(FRAME_SETTINGS, 0, 0, &[0, 4, 0, 0, 0xff, 0xff]);
+    assert_flood_backpressured(&pki, &router, &mut tls, &settings, |f| {
+        f.kind == FRAME_SETTINGS && f.flags & FLAG_ACK != 0
+    });
+}
+
 #[test]
 fn a_rapid_reset_client_is_cut_off_while_others_are_served() {
     let pki = Pki::new();

@@ -3,7 +3,7 @@
 
 use crate::http::{response_head, Response};
 use rustls::pki_types::{CertificateDer, ServerName};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -293,6 +293,7 @@ pub fn try_h1(
 pub const FRAME_HEADERS: u8 = 0x1;
 pub const FRAME_RST_STREAM: u8 = 0x3;
 pub const FRAME_SETTINGS: u8 = 0x4;
+pub const FRAME_PING: u8 = 0x6;
 pub const FRAME_GOAWAY: u8 = 0x7;
 pub const FLAG_END_STREAM: u8 = 0x1;
 pub const FLAG_ACK: u8 = 0x1;
@@ -347,24 +348,32 @@ impl Frame {
     }
 }
 
+/// The first complete frame in `buf`, taken out of it.
+fn next_frame(buf: &mut Vec<u8>) -> Option<Frame> {
+    if buf.len() < 9 {
+        return None;
+    }
+    let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+    if buf.len() < 9 + len {
+        return None;
+    }
+    let frame = Frame {
+        kind: buf[3],
+        flags: buf[4],
+        stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+        payload: buf[9..9 + len].to_vec(),
+    };
+    buf.drain(..9 + len);
+    Some(frame)
+}
+
 /// Reads frames until the connection closes or `stop` says so; the frames read.
 pub fn read_frames(tls: &mut TlsConn, mut stop: impl FnMut(&Frame) -> bool) -> Vec<Frame> {
     let mut buf = Vec::new();
     let mut frames = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
-        while buf.len() >= 9 {
-            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
-            if buf.len() < 9 + len {
-                break;
-            }
-            let frame = Frame {
-                kind: buf[3],
-                flags: buf[4],
-                stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
-                payload: buf[9..9 + len].to_vec(),
-            };
-            buf.drain(..9 + len);
+        while let Some(frame) = next_frame(&mut buf) {
             if frame.kind == FRAME_SETTINGS && frame.flags & FLAG_ACK == 0 {
                 let _ = tls.write_all(&self::frame(FRAME_SETTINGS, FLAG_ACK, 0, &[]));
             }
@@ -377,6 +386,83 @@ pub fn read_frames(tls: &mut TlsConn, mut stop: impl FnMut(&Frame) -> bool) -> V
         match tls.read(&mut chunk) {
             Ok(0) | Err(_) => return frames,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// How a flood of frames from a client that never reads ended (its fields are for the
+/// assertion messages).
+#[allow(dead_code)]
+#[derive(Debug)]
+pub enum FloodEnd {
+    /// The server stopped taking bytes: a write waited `IO_TIMEOUT` in vain.
+    Backpressured { sent: usize },
+    /// The server closed the connection.
+    Closed { sent: usize, error: String },
+    /// `limit` bytes went through without either.
+    Unbounded,
+}
+
+/// Sends `frame` over and over, never reading, until the server stops taking bytes, closes
+/// the connection, or `limit` bytes (TLS records included) have been sent.
+pub fn flood(tls: &mut TlsConn, frame: &[u8], limit: usize) -> FloodEnd {
+    let burst = frame.repeat(1024);
+    let mut sent = 0;
+    while sent < limit {
+        if let Err(e) = tls.conn.writer().write_all(&burst) {
+            return FloodEnd::Closed {
+                sent,
+                error: e.to_string(),
+            };
+        }
+        while tls.conn.wants_write() {
+            match tls.conn.write_tls(&mut tls.sock) {
+                Ok(n) => sent += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return FloodEnd::Backpressured { sent };
+                }
+                Err(e) => {
+                    return FloodEnd::Closed {
+                        sent,
+                        error: e.to_string(),
+                    }
+                }
+            }
+        }
+    }
+    FloodEnd::Unbounded
+}
+
+/// Like `read_frames`, but only reads: TLS records the client still has to send (a flood
+/// the server stopped taking) stay unsent, and no SETTINGS is acknowledged.
+pub fn read_frames_only(tls: &mut TlsConn, mut stop: impl FnMut(&Frame) -> bool) -> Vec<Frame> {
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        while let Some(frame) = next_frame(&mut buf) {
+            let done = stop(&frame);
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+        match tls.conn.reader().read(&mut chunk) {
+            Ok(0) => return frames,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return frames,
+        }
+        match tls.conn.read_tls(&mut tls.sock) {
+            Ok(0) | Err(_) => return frames,
+            Ok(_) => {
+                if tls.conn.process_new_packets().is_err() {
+                    return frames;
+                }
+            }
         }
     }
 }
