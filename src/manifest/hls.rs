@@ -103,10 +103,28 @@ pub(crate) fn rewrite(
     Ok(out)
 }
 
-/// Index of the first `\n` at or after `from`, or `bytes.len()` (a SIMD search: lines are
-/// short and many).
+/// Index of the first `\n` at or after `from`, or `bytes.len()`: eight bytes at a time (the
+/// classic "has a zero byte" test on `chunk ^ 0x0a0a…`), since lines are short and many.
 fn newline_at(bytes: &[u8], from: usize) -> usize {
-    memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |at| from + at)
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let diff = u64::from_le_bytes(word) ^ NEWLINES;
+        // Bits set above the first zero byte may be false positives; the lowest one is exact.
+        let zero_bytes = diff.wrapping_sub(ONES) & !diff & HIGHS;
+        if zero_bytes != 0 {
+            return at + (zero_bytes.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && bytes[at] != b'\n' {
+        at += 1;
+    }
+    at
 }
 
 /// One `NAME=value` of an attribute list.

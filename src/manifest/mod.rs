@@ -18,8 +18,6 @@ pub mod dash;
 pub mod hls;
 #[cfg(test)]
 mod properties;
-#[cfg(test)]
-mod scanner_model;
 pub mod url;
 
 pub use url::BaseUrl;

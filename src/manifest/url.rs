@@ -261,31 +261,76 @@ pub(crate) struct ScannedReference<'a> {
     pub dot_segments: bool,
 }
 
-/// Splits `reference` like [`split_reference`]; `None` for a reference with a space or a
-/// control character before its fragment, or an `EXT-X-DEFINE` variable (`{$name}`), which
-/// cannot be resolved before substitution. Each delimiter is found with a SIMD byte search
-/// (`memchr`) and the control check is a loop the compiler vectorizes: a few wide passes over
-/// a short reference cost less than one table lookup per byte (this runs once per reference).
+/// Bytes the scanner stops at: controls and space (refused), `#`, `?`, `:`, `/`, `.`, `{`.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte <= 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[0x7f] = true;
+    table[b'#' as usize] = true;
+    table[b'?' as usize] = true;
+    table[b':' as usize] = true;
+    table[b'/' as usize] = true;
+    table[b'.' as usize] = true;
+    table[b'{' as usize] = true;
+    table
+};
+
+/// Splits `reference` like [`split_reference`] in a single pass over its bytes; `None` for a
+/// reference with a space or a control character before its fragment, or an `EXT-X-DEFINE`
+/// variable (`{$name}`), which cannot be resolved before substitution.
 pub(crate) fn scan_reference(reference: &str) -> Option<ScannedReference<'_>> {
     let bytes = reference.as_bytes();
-    let fragment_at = memchr::memchr(b'#', bytes);
-    let before_fragment = &bytes[..fragment_at.unwrap_or(bytes.len())];
-    if has_space_or_control(before_fragment) || has_variable(before_fragment) {
-        return None;
+    let mut query_at = None;
+    let mut fragment_at = None;
+    let mut first_colon = None;
+    let mut first_slash = None;
+    let mut dot_segments = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if !SPECIAL[usize::from(byte)] {
+            at += 1;
+            continue;
+        }
+        match byte {
+            b'#' => {
+                fragment_at = Some(at);
+                break;
+            }
+            b'?' => {
+                query_at = query_at.or(Some(at));
+            }
+            b':' => first_colon = first_colon.or(Some(at)),
+            b'/' => first_slash = first_slash.or(Some(at)),
+            b'.' => {
+                // Conservative: a '.' that starts a segment (or follows a scheme's ':').
+                let segment_start = at == 0 || matches!(bytes[at - 1], b'/' | b':');
+                dot_segments |= query_at.is_none() && segment_start;
+            }
+            b'{' => {
+                if bytes.get(at + 1) == Some(&b'$') {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        at += 1;
     }
-    let query_at = memchr::memchr(b'?', before_fragment);
-    let path_end = query_at.unwrap_or(before_fragment.len());
-    let path_bytes = &bytes[..path_end];
-    // A scheme ends at the first ':' of the path, and only letters, digits, `+-.` precede it.
-    let scheme_end = memchr::memchr(b':', path_bytes)
-        .filter(|&colon| scheme_len(&reference[..=colon]) == Some(colon));
-    // Conservative: a '.' that starts a segment (or follows a scheme's ':').
-    let dot_segments = memchr::memchr_iter(b'.', path_bytes)
-        .any(|dot| dot == 0 || matches!(path_bytes[dot - 1], b'/' | b':'));
+    let path_end = query_at.or(fragment_at).unwrap_or(bytes.len());
+    let scheme_end = first_colon.filter(|&colon| {
+        colon < path_end
+            && first_slash.is_none_or(|slash| colon < slash)
+            && scheme_len(&reference[..=colon]) == Some(colon)
+    });
     let mut path_start = scheme_end.map_or(0, |colon| colon + 1);
     let authority = if reference[path_start..path_end].starts_with("//") {
         let authority_start = path_start + 2;
-        let authority_end = memchr::memchr(b'/', &path_bytes[authority_start..])
+        let authority_end = reference[authority_start..path_end]
+            .find('/')
             .map_or(path_end, |slash| authority_start + slash);
         path_start = authority_end;
         Some(&reference[authority_start..authority_end])
@@ -304,19 +349,6 @@ pub(crate) fn scan_reference(reference: &str) -> Option<ScannedReference<'_>> {
         },
         dot_segments,
     })
-}
-
-/// Whether `bytes` holds a space, a control character or DEL. No early exit, so that the
-/// compiler checks 16 or 32 bytes per step.
-fn has_space_or_control(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |found, &byte| {
-        found | (byte <= b' ') | (byte == 0x7f)
-    })
-}
-
-/// Whether `bytes` holds an `EXT-X-DEFINE` variable reference (`{$`).
-fn has_variable(bytes: &[u8]) -> bool {
-    memchr::memchr_iter(b'{', bytes).any(|brace| bytes.get(brace + 1) == Some(&b'$'))
 }
 
 /// Length of a leading `scheme` (ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )) followed by `:`.
