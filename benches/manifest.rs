@@ -1,13 +1,15 @@
 //! Benchmarks of the manifest rewriters (`cti_kaltura::manifest`): a 2,000-entry live HLS media
 //! playlist (issue 14 §6: < 100 µs), a multivariant playlist and DASH MPDs, each in proxy mode
-//! (references back to the router), manifest mode (absolute on the edge) and with a callback
-//! that keeps everything (the cost of finding and resolving alone). Results:
+//! (references back to the router), manifest mode (absolute on the edge), with the router's own
+//! live proxy-mode policy (`streaming::rebase::Rebase::SubRequests`, the production path) and
+//! with a callback that keeps everything (the cost of finding and resolving alone). Results:
 //! `docs/performance.md`, section "Manifest rewriting".
 //!
 //! `cargo bench --bench manifest` measures; under `cargo test` criterion runs each once.
 
 use criterion::{Criterion, Throughput};
 use cti_kaltura::manifest::{rewrite, BaseUrl, ManifestFormat, ResolvedRef};
+use cti_kaltura::streaming::rebase::{Rebase, SubRequestBase};
 use std::fmt::Write;
 use std::hint::black_box;
 
@@ -120,14 +122,30 @@ fn to_edge(r: &ResolvedRef<'_>, out: &mut String) -> bool {
     true
 }
 
+/// What the router's proxy mode does for the live channel of the HLS bodies: references in
+/// the content's directory become sub-requests `/btv/live/hls/ch1/~e7/<rest>`.
+const LIVE_PROXY: Rebase<'static> = Rebase::SubRequests(SubRequestBase {
+    content_prefix: "/btv/live/hls/ch1",
+    edge_id: 7,
+    dir: "/btv/live/hls/ch1/",
+});
+
+fn live_proxy(r: &ResolvedRef<'_>, out: &mut String) -> bool {
+    LIVE_PROXY.apply(r, out)
+}
+
 fn keep(_: &ResolvedRef<'_>, _: &mut String) -> bool {
     false
 }
 
 type Callback = fn(&ResolvedRef<'_>, &mut String) -> bool;
 
-const CALLBACKS: [(&str, Callback); 3] =
-    [("proxy", to_router), ("manifest", to_edge), ("keep", keep)];
+const CALLBACKS: [(&str, Callback); 4] = [
+    ("proxy", to_router),
+    ("live_proxy", live_proxy),
+    ("manifest", to_edge),
+    ("keep", keep),
+];
 
 fn bench_case(
     criterion: &mut Criterion,
