@@ -80,22 +80,12 @@ fn listen_addr(text: &str) -> Option<SocketAddr> {
 
 impl ApiConfig {
     pub fn load(path: &Path) -> Result<ApiConfig, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                path: path.display().to_string(),
-                message: format!("cannot read config file: {e}"),
-            }])
-        })?;
+        let text = crate::config::read_config_file(path)?;
         ApiConfig::from_yaml(&text)
     }
 
     pub fn from_yaml(text: &str) -> Result<ApiConfig, ConfigErrors> {
-        let doc: Value = serde_yaml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                path: "(file)".into(),
-                message: format!("not valid YAML: {e}"),
-            }])
-        })?;
+        let doc: Value = crate::config::parse_config_yaml(text)?;
         let mut errors = Errors::default();
         // The walker names keys `PARENT.KEY`; the top level has no parent.
         let mut root = Section::new("", Some(&doc), &mut errors);

@@ -453,16 +453,32 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The text of the config file at `path`; an error names the file. Shared by every binary's
+/// config loader.
+pub fn read_config_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })
+}
+
+/// A config file's YAML document; an error is the file's (`(file)`).
+pub fn parse_config_yaml(text: &str) -> Result<Value, ConfigErrors> {
+    serde_yaml::from_str(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: "(file)".into(),
+            message: format!("not valid YAML: {e}"),
+        }])
+    })
+}
+
 impl Config {
     /// Reads and validates the file at `path`; relative paths inside resolve as described in
     /// [`resolve_relative`].
     pub fn load_from_yaml(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                path: path.display().to_string(),
-                message: format!("cannot read config file: {e}"),
-            }])
-        })?;
+        let text = read_config_file(path)?;
         let mut config = Config::from_yaml(&text)?;
         let dir = path.parent();
         config.routing.file = config.routing.file.map(|f| resolve_relative(&f, dir));
@@ -477,12 +493,7 @@ impl Config {
 
     /// Parses and validates the whole YAML document; only the `router:` section is read.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
-        let doc: Value = serde_yaml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                path: "(file)".into(),
-                message: format!("not valid YAML: {e}"),
-            }])
-        })?;
+        let doc = parse_config_yaml(text)?;
         let mut errors = Errors::default();
         let router = match &doc {
             Value::Mapping(map) => map.get("router"),
