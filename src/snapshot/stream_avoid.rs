@@ -237,16 +237,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decide_avoids_a_stalled_edge_for_that_stream_only() {
+    /// The (edge id, stream id, stall effect) of `draws` decisions of `path`, with `stalled`
+    /// (edge, stream) pairs.
+    fn decisions(
+        s: &Snapshot,
+        stalled: &[(i64, i64)],
+        path: &str,
+        draws: u64,
+    ) -> std::collections::BTreeSet<(i64, Option<i64>, StallEffect)> {
         use crate::routing::{decide_with_streams, Outcome, RequestFacts, RoutingPolicy};
         use crate::stream_health::StalledPairs;
-        let s = snapshot();
-        let stalled = StalledPairs::from_pairs([(2, 11)]);
+        let stalled = StalledPairs::from_pairs(stalled.iter().copied());
         let policy = RoutingPolicy::default();
-        let edges_of = |path: &str| {
-            let mut seen = std::collections::BTreeSet::new();
-            for random in 0..400u64 {
+        (0..draws)
+            .map(|random| {
                 let facts = RequestFacts {
                     method: &http::Method::GET,
                     path,
@@ -256,17 +260,22 @@ mod tests {
                     random: random.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     secure: false,
                 };
-                let d = decide_with_streams(Some(&s), Some(&stalled), &policy, &facts);
+                let d = decide_with_streams(Some(s), Some(&stalled), &policy, &facts);
                 let Outcome::Redirect {
                     edge_id, target, ..
                 } = d.outcome
                 else {
                     panic!("{d:?}");
                 };
-                seen.insert((edge_id, target.stream_id, target.stall));
-            }
-            seen
-        };
+                (edge_id, target.stream_id, target.stall)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decide_avoids_a_stalled_edge_for_that_stream_only() {
+        let s = snapshot();
+        let edges_of = |path: &str| decisions(&s, &[(2, 11)], path, 400);
         let a: Vec<(i64, Option<i64>)> = edges_of("/btv/live/hls/a")
             .into_iter()
             .map(|(e, s, _)| (e, s))
@@ -289,28 +298,11 @@ mod tests {
     /// The edge ids 200 draws of `path` were redirected to, with `stalled` (edge, stream)
     /// pairs.
     fn decided_edges(s: &Snapshot, stalled: &[(i64, i64)], path: &str) -> Vec<i64> {
-        use crate::routing::{decide_with_streams, Outcome, RequestFacts, RoutingPolicy};
-        use crate::stream_health::StalledPairs;
-        let stalled = StalledPairs::from_pairs(stalled.iter().copied());
-        let policy = RoutingPolicy::default();
-        let mut seen = std::collections::BTreeSet::new();
-        for random in 0..200u64 {
-            let facts = RequestFacts {
-                method: &http::Method::GET,
-                path,
-                query: None,
-                peer: ip(),
-                x_real_ip: None,
-                random: random.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                secure: false,
-            };
-            let d = decide_with_streams(Some(s), Some(&stalled), &policy, &facts);
-            let Outcome::Redirect { edge_id, .. } = d.outcome else {
-                panic!("{d:?}");
-            };
-            seen.insert(edge_id);
-        }
-        seen.into_iter().collect()
+        let edges: std::collections::BTreeSet<i64> = decisions(s, stalled, path, 200)
+            .into_iter()
+            .map(|(edge, _, _)| edge)
+            .collect();
+        edges.into_iter().collect()
     }
 
     #[test]
