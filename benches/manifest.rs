@@ -1,7 +1,8 @@
 //! Benchmarks of the manifest rewriters (`cti_kaltura::manifest`): a 2,000-entry live HLS media
 //! playlist (issue 14 §6: < 100 µs), a multivariant playlist and DASH MPDs, each in proxy mode
 //! (references back to the router), manifest mode (absolute on the edge), with the router's own
-//! live proxy-mode policy (`streaming::rebase::Rebase::SubRequests`, the production path) and
+//! live proxy- and manifest-mode policies (`streaming::rebase::Rebase::rewrite`, the production
+//! path; `live_proxy_callback` is the proxy policy without the plain-relative shortcut) and
 //! with a callback that keeps everything (the cost of finding and resolving alone). Results:
 //! `docs/performance.md`, section "Manifest rewriting".
 //!
@@ -124,13 +125,21 @@ fn to_edge(r: &ResolvedRef<'_>, out: &mut String) -> bool {
 
 /// What the router's proxy mode does for the live channel of the HLS bodies: references in
 /// the content's directory become sub-requests `/btv/live/hls/ch1/~e7/<rest>`.
-const LIVE_PROXY: Rebase<'static> = Rebase::SubRequests(SubRequestBase {
+const LIVE_PROXY: Rebase<'static> = Rebase::SubRequests(LIVE_CHANNEL);
+
+/// What the router's manifest mode does for it: absolute URLs on the edge, playlists as
+/// sub-requests.
+const LIVE_MANIFEST: Rebase<'static> = Rebase::EdgeUrls {
+    playlists: Some(LIVE_CHANNEL),
+};
+
+const LIVE_CHANNEL: SubRequestBase<'static> = SubRequestBase {
     content_prefix: "/btv/live/hls/ch1",
     edge_id: 7,
     dir: "/btv/live/hls/ch1/",
-});
+};
 
-fn live_proxy(r: &ResolvedRef<'_>, out: &mut String) -> bool {
+fn live_proxy_callback(r: &ResolvedRef<'_>, out: &mut String) -> bool {
     LIVE_PROXY.apply(r, out)
 }
 
@@ -140,11 +149,39 @@ fn keep(_: &ResolvedRef<'_>, _: &mut String) -> bool {
 
 type Callback = fn(&ResolvedRef<'_>, &mut String) -> bool;
 
-const CALLBACKS: [(&str, Callback); 4] = [
-    ("proxy", to_router),
-    ("live_proxy", live_proxy),
-    ("manifest", to_edge),
-    ("keep", keep),
+/// How a mode rewrites: `rewrite` with a callback, or the router's own `Rebase::rewrite`
+/// (the production path, with the plain-relative shortcut).
+#[derive(Clone, Copy)]
+enum Rewriter {
+    Callback(Callback),
+    Policy(Rebase<'static>),
+}
+
+impl Rewriter {
+    fn run(self, format: ManifestFormat, body: &str, base: &BaseUrl) -> String {
+        match self {
+            Rewriter::Callback(callback) => {
+                let mut callback = callback;
+                rewrite(format, body, base, &mut callback)
+            }
+            Rewriter::Policy(policy) => policy.rewrite(format, body, base),
+        }
+        .expect("a manifest")
+    }
+}
+
+/// `live_proxy` and `live_manifest` are what the router runs; `live_proxy_callback` is the
+/// same policy through the callback alone (before the shortcut); the others are stand-ins.
+const MODES: [(&str, Rewriter); 6] = [
+    ("proxy", Rewriter::Callback(to_router)),
+    ("live_proxy", Rewriter::Policy(LIVE_PROXY)),
+    (
+        "live_proxy_callback",
+        Rewriter::Callback(live_proxy_callback),
+    ),
+    ("live_manifest", Rewriter::Policy(LIVE_MANIFEST)),
+    ("manifest", Rewriter::Callback(to_edge)),
+    ("keep", Rewriter::Callback(keep)),
 ];
 
 fn bench_case(
@@ -156,15 +193,14 @@ fn bench_case(
 ) {
     let mut group = criterion.benchmark_group(format!("manifest/{name}"));
     group.throughput(Throughput::Bytes(body.len() as u64));
-    for (mode, callback) in CALLBACKS {
-        let mut callback = callback;
-        let output = rewrite(format, body, base, &mut callback).expect("a manifest");
+    for (mode, rewriter) in MODES {
+        let output = rewriter.run(format, body, base);
         assert!(
             mode == "keep" || output != body,
             "{name}/{mode} rewrote nothing"
         );
         group.bench_function(mode, |b| {
-            b.iter(|| rewrite(format, black_box(body), base, &mut callback).expect("a manifest"))
+            b.iter(|| rewriter.run(format, black_box(body), base))
         });
     }
     group.finish();
@@ -198,13 +234,12 @@ fn main() {
             "hls_multivariant" => (ManifestFormat::Hls, &multivariant, &hls_base),
             _ => (ManifestFormat::Dash, &mpd, &dash_base),
         };
-        let (_, callback) = CALLBACKS
+        let (_, rewriter) = MODES
             .into_iter()
             .find(|(name, _)| *name == mode)
             .expect("a mode");
-        let mut callback = callback;
         for _ in 0..count {
-            black_box(rewrite(format, black_box(body), base, &mut callback).expect("a manifest"));
+            black_box(rewriter.run(format, black_box(body), base));
         }
         return;
     }

@@ -71,6 +71,12 @@ pub(crate) fn rewrite(
                             let start = attributes_start + attribute.value_start;
                             let value = &body[start..start + attribute.value.len()];
                             out.push_str(&body[copied..start]);
+                            copied = start;
+                            if let Some(prefix) = rebaser.plain_prefix(value) {
+                                // The value itself is copied later, with what follows it.
+                                out.push_str(prefix);
+                                continue;
+                            }
                             if !rebaser.replace(base, value, false, &mut out) {
                                 out.push_str(value);
                             }
@@ -91,10 +97,16 @@ pub(crate) fn rewrite(
             if start < end && bytes[start] != b'#' {
                 let reference = &body[start..end];
                 out.push_str(&body[copied..start]);
-                if !rebaser.replace(base, reference, false, &mut out) {
-                    out.push_str(reference);
+                if let Some(prefix) = rebaser.plain_prefix(reference) {
+                    // The reference itself is copied later, with the lines that follow it.
+                    out.push_str(prefix);
+                    copied = start;
+                } else {
+                    if !rebaser.replace(base, reference, false, &mut out) {
+                        out.push_str(reference);
+                    }
+                    copied = end;
                 }
-                copied = end;
             }
         }
         line_start = line_end + 1;

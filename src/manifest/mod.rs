@@ -107,6 +107,20 @@ pub enum RewriteError {
 /// appended is then removed).
 pub type Rebase<'r> = dyn FnMut(&ResolvedRef<'_>, &mut String) -> bool + 'r;
 
+/// A shortcut a caller may offer for the commonest reference of a live playlist, a *plain
+/// relative* one next to it (`seg-123.ts?token=…`; defined by [`url::plain_relative_path`]):
+/// the caller promises that the callback would replace every such reference, whose path
+/// `unless` does not accept, with `prefix` followed by the reference exactly as written. The
+/// rewriter then writes that without resolving the reference or calling back (HLS only: a
+/// DASH replacement is XML-escaped, so DASH always calls back).
+#[derive(Debug, Clone, Copy)]
+pub struct PlainRelative<'a> {
+    /// What the replacement of a plain relative reference starts with.
+    pub prefix: &'a str,
+    /// Plain references whose path this accepts go to the callback as usual.
+    pub unless: fn(&str) -> bool,
+}
+
 /// Rewrites every reference in `body` through `rebase`; every other byte is copied unchanged.
 /// Allocates the output and one scratch buffer, not one string per reference.
 pub fn rewrite(
@@ -115,10 +129,22 @@ pub fn rewrite(
     base: &BaseUrl,
     rebase: &mut Rebase<'_>,
 ) -> Result<String, RewriteError> {
+    rewrite_with(format, body, base, rebase, None)
+}
+
+/// [`rewrite`], with the caller's [`PlainRelative`] shortcut when it has one.
+pub fn rewrite_with(
+    format: ManifestFormat,
+    body: &str,
+    base: &BaseUrl,
+    rebase: &mut Rebase<'_>,
+    plain: Option<PlainRelative<'_>>,
+) -> Result<String, RewriteError> {
     let mut rebaser = Rebaser {
         manifest: base,
         scratch: String::with_capacity(256),
         rebase,
+        plain,
     };
     match format {
         ManifestFormat::Hls => hls::rewrite(body, base, &mut rebaser),
@@ -133,9 +159,18 @@ pub(crate) struct Rebaser<'c, 'r> {
     manifest: &'c BaseUrl,
     scratch: String,
     rebase: &'c mut Rebase<'r>,
+    plain: Option<PlainRelative<'c>>,
 }
 
-impl Rebaser<'_, '_> {
+impl<'c> Rebaser<'c, '_> {
+    /// The caller's prefix for `reference` when it is a plain relative reference the
+    /// caller's shortcut covers: the replacement is that prefix and the reference as written.
+    pub(crate) fn plain_prefix(&self, reference: &str) -> Option<&'c str> {
+        let plain = self.plain?;
+        let path_len = url::plain_relative_path(reference)?;
+        (!(plain.unless)(&reference[..path_len])).then_some(plain.prefix)
+    }
+
     /// Appends the callback's replacement for `reference` (resolved against `base`) to `out`
     /// and returns true; returns false with `out` untouched when the reference is kept.
     pub(crate) fn replace(

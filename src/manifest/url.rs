@@ -351,6 +351,94 @@ pub(crate) fn scan_reference(reference: &str) -> Option<ScannedReference<'_>> {
     })
 }
 
+/// Bytes inside a segment of a plain path: unreserved characters, sub-delimiters and `@`; no
+/// `%` (no escapes to judge) and no `:` (nothing that could be a scheme).
+const PLAIN_SEGMENT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let mut others = b"-._~!$&'()*+,;=@".as_slice();
+    while let [first, rest @ ..] = others {
+        table[*first as usize] = true;
+        others = rest;
+    }
+    table
+};
+
+/// The length of the path of `reference` when it is a *plain relative* reference, one that
+/// resolves to the base's directory followed by the reference exactly as written:
+/// - a relative path of one or more non-empty segments of [`PLAIN_SEGMENT`] bytes, separated
+///   by `/`, none starting with `.` (no dot segments to remove, no escapes, no scheme, no
+///   authority, no leading or trailing `/`);
+/// - then an optional query without spaces, control characters or `{$` (which
+///   [`scan_reference`] refuses);
+/// - then an optional fragment (anything).
+///
+/// This runs once per segment of a proxied live playlist: the segments are scanned with a
+/// table, the query eight bytes at a time.
+pub(crate) fn plain_relative_path(reference: &str) -> Option<usize> {
+    let bytes = reference.as_bytes();
+    let mut at = 0;
+    loop {
+        // The start of a segment: not `.`, not empty.
+        match bytes.get(at) {
+            Some(&byte) if byte != b'.' && PLAIN_SEGMENT[usize::from(byte)] => at += 1,
+            _ => return None,
+        }
+        while at < bytes.len() && PLAIN_SEGMENT[usize::from(bytes[at])] {
+            at += 1;
+        }
+        if bytes.get(at) != Some(&b'/') {
+            break;
+        }
+        at += 1;
+    }
+    let path_len = at;
+    if bytes.get(at) == Some(&b'?') {
+        at = query_end(bytes, at + 1)?;
+    }
+    match bytes.get(at) {
+        None | Some(b'#') => Some(path_len),
+        Some(_) => None,
+    }
+}
+
+/// Where a query starting at `from` ends (its `#` or the end), or `None` when it holds a
+/// space, a control character or `{$`.
+fn query_end(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut at = from;
+    // Skip words with no byte below 0x21 and no `#`, `{` or DEL (a hit may be a false
+    // positive; the byte loop below decides).
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let below_space = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        let special = zero_byte(word ^ (ONES * u64::from(b'#')))
+            | zero_byte(word ^ (ONES * u64::from(b'{')))
+            | zero_byte(word ^ (ONES * 0x7f));
+        if below_space | special != 0 {
+            break;
+        }
+        at += 8;
+    }
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'#' => break,
+            0..=b' ' | 0x7f => return None,
+            b'{' if bytes.get(at + 1) == Some(&b'$') => return None,
+            _ => at += 1,
+        }
+    }
+    Some(at)
+}
+
 /// Length of a leading `scheme` (ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )) followed by `:`.
 fn scheme_len(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -659,5 +747,63 @@ mod tests {
         assert_eq!(&url[spans.path_start..spans.path_end], "/seg.ts");
         assert!(spans.has_query);
         assert_eq!(fragment, Some("../seg.ts?_HLS_msn=3&_HLS_part=1#".len()));
+    }
+
+    #[test]
+    fn plain_relative_references_are_the_simple_ones() {
+        for (reference, path_len) in [
+            ("seg-1.ts", Some(8)),
+            ("v1/seg-1.ts?token=a%2Fb&x={y}#t=1", Some(11)),
+            ("a/b/", None),
+            ("a/b", Some(3)),
+            ("seg.ts#frag with spaces", Some(6)),
+            ("x?", Some(1)),
+            ("./seg.ts", None),
+            ("../seg.ts", None),
+            ("v1/.hidden", None),
+            ("/abs/seg.ts", None),
+            ("a//b", None),
+            ("a%2e", None),
+            ("c:seg.ts", None),
+            ("//host/x", None),
+            ("?only=query", None),
+            ("", None),
+            ("seg.ts?a b", None),
+            ("seg.ts?x={$v}", None),
+            ("seg\\x.ts", None),
+            ("s\u{e9}g.ts", None),
+        ] {
+            assert_eq!(plain_relative_path(reference), path_len, "{reference:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// What the shortcut relies on: a plain relative reference resolves to the base's
+        /// directory URL followed by the reference as written (its fragment apart).
+        #[test]
+        fn a_plain_relative_reference_resolves_to_the_directory_and_itself(
+            reference in "[a-z0-9./%?#:{$@ =_-]{1,16}",
+            base_url in proptest::sample::select(vec![
+                "http://edge/live/ch1/index.m3u8",
+                "https://Edge:443/a/b/c.m3u8?t=1",
+                "http://edge",
+            ]),
+        ) {
+            let Some(path_len) = plain_relative_path(&reference) else {
+                return Ok(());
+            };
+            let b = base(base_url);
+            let without_fragment = reference.split('#').next().unwrap_or("");
+            proptest::prop_assert_eq!(
+                resolve(&b, &reference),
+                Some(format!("{}{without_fragment}", b.dir_url()))
+            );
+            let mut buf = String::new();
+            let (spans, _) = resolve_into(&b, &reference, &mut buf).expect("resolves");
+            proptest::prop_assert_eq!(
+                &buf[spans.path_start..spans.path_end],
+                format!("{}{}", b.dir(), &reference[..path_len])
+            );
+        }
     }
 }

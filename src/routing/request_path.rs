@@ -161,9 +161,12 @@ fn is_dot_segment_encoded(segment: &str) -> bool {
 /// Whether a path (without query) names a manifest by its extension: `.m3u8` or `.mpd`, in any
 /// case. The router fetches those itself, to rewrite them.
 pub fn names_manifest(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
+    // The last segment ends with the extension and has a name before it.
     let ends = |ext: &str| {
-        name.len() > ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext)
+        let name_end = path.len().wrapping_sub(ext.len() + 1);
+        path.len() > ext.len()
+            && path.as_bytes()[name_end] != b'/'
+            && path.as_bytes()[name_end + 1..].eq_ignore_ascii_case(ext.as_bytes())
     };
     ends(".m3u8") || ends(".mpd")
 }
@@ -447,6 +450,14 @@ mod tests {
         assert!(!names_manifest("/live/a/seg.ts"));
         assert!(!names_manifest("/live/a.m3u8/seg.ts"));
         assert!(!names_manifest(".mpd"));
+        assert!(!names_manifest("/a/.m3u8"));
+        assert!(names_manifest("/a/x.m3u8"));
+        assert!(names_manifest("/a/\u{e9}.MPD"));
+        // Multi-byte characters just before the length of an extension (a byte-offset cut
+        // of the name would split one).
+        assert!(!names_manifest("a\u{e9}bcd"));
+        assert!(!names_manifest("\u{e9}"));
+        assert!(!names_manifest(""));
         assert!(is_safe_sub_path(""));
         assert!(is_safe_sub_path("a/%2e%2ex/b"));
         assert!(!is_safe_sub_path("a/%2e%2e/b"));

@@ -12,7 +12,7 @@
 
 use super::router_proxy::{RequestCtx, RouterProxy};
 use crate::config::Mode;
-use crate::manifest::{self, BaseUrl, ManifestFormat, ResolvedRef};
+use crate::manifest::{self, BaseUrl, ManifestFormat};
 use crate::metrics::{PassthroughReason, MANIFEST_METRICS, METRICS};
 use crate::routing::RouteKind;
 use crate::server::pipeline::ManifestPlan;
@@ -256,8 +256,8 @@ fn rewrite_answer(
             Rebase::EdgeUrls { playlists: None }
         }
     };
-    let mut callback = |r: &ResolvedRef<'_>, out: &mut String| rebase.apply(r, out);
-    let rewritten = manifest::rewrite(format, text, &base, &mut callback)
+    let rewritten = rebase
+        .rewrite(format, text, &base)
         .map_err(|_| PassthroughReason::Unreadable)?;
     MANIFEST_METRICS
         .rewritten
