@@ -4,6 +4,7 @@
 //! proxy framework, whose per-request machinery costs more than all the rest of a redirect.
 
 use super::client_limit::{ClientLimiter, ClientSlot};
+use super::coalesced_writes::CoalescedWrites;
 use super::http1::{
     chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
     HeadParse, Refusal,
@@ -95,10 +96,10 @@ impl Connection for LazyTcp {
 /// Pingora's streams come from [`into_pingora_stream`], which turned Nagle off.
 impl Connection for Stream {}
 
-/// The accepted socket as a Pingora stream, for the framework: Nagle off, and the client's
-/// address known without asking the kernel again.
+/// The accepted socket as a Pingora stream, for the framework: Nagle off, the client's
+/// address known without asking the kernel again, and a response head sent with its body.
 fn into_pingora_stream(tcp: LazyTcp, peer: SocketAddr) -> Option<Stream> {
-    Some(Box::new(into_l4_stream(tcp, peer)?))
+    Some(Box::new(CoalescedWrites::new(into_l4_stream(tcp, peer)?)))
 }
 
 /// The accepted socket as Pingora's TCP stream (for a TLS handshake, or boxed for the

@@ -3,6 +3,7 @@
 //! hand-over of the rest to the Pingora proxy framework.
 
 pub mod client_limit;
+mod coalesced_writes;
 pub mod fast_path;
 pub mod http1;
 mod idle_timer;

@@ -3,6 +3,7 @@
 //! Pingora's h2 server, whose requests reach the same pipeline through the proxy adapter.
 
 use super::{into_l4_stream, OpenConnection, RouterApp, Served};
+use crate::server::public::coalesced_writes::CoalescedWrites;
 use crate::server::public::lazy_tcp::LazyTcp;
 use crate::snapshot::canonical_ip;
 use crate::tls::metrics::{HandshakeResult, TLS_METRICS};
@@ -61,13 +62,14 @@ impl RouterApp {
             .map(|d| d.version.to_string())
             .unwrap_or_default();
         TLS_METRICS.count_handshake(HandshakeResult::Ok, &version, alpn_label(alpn.as_ref()));
-        let mut stream: Stream = Box::new(tls_stream);
         if alpn == Some(ALPN::H2) {
             // Pingora's h2 server: the limits are the proxy's `h2_options`, and every stream
             // goes through the proxy adapter's `request_filter`, hence the same pipeline.
-            ServerApp::process_new(&self.proxy, stream, shutdown).await;
+            ServerApp::process_new(&self.proxy, Box::new(tls_stream), shutdown).await;
             return;
         }
+        // HTTP/1: a response head and a small body in one TLS write.
+        let mut stream: Stream = Box::new(CoalescedWrites::new(tls_stream));
         // The first request head is due within the header timeout of the handshake's end.
         let mut conn = self.new_conn(Instant::now(), true);
         let Served::Delegate(handover) =
