@@ -30,6 +30,8 @@ struct Inner {
     started: OnceLock<(Instant, SystemTime)>,
     /// How many segments each MPD served showed, oldest first.
     shown_log: Mutex<Vec<usize>>,
+    /// Segment files asked for before they were available, oldest first.
+    refused: Mutex<Vec<String>>,
 }
 
 /// A live presentation; clones share it.
@@ -69,6 +71,7 @@ impl LiveDash {
             window,
             started: OnceLock::new(),
             shown_log: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
         }))
     }
 
@@ -79,11 +82,12 @@ impl LiveDash {
 
     /// How many segments each MPD served so far showed, oldest first.
     pub fn shown_log(&self) -> Vec<usize> {
-        self.0
-            .shown_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.0.shown_log).clone()
+    }
+
+    /// The segment files asked for before they were available (answered `404`), oldest first.
+    pub fn refused(&self) -> Vec<String> {
+        lock(&self.0.refused).clone()
     }
 
     /// The MPD, made at each request.
@@ -96,13 +100,16 @@ impl LiveDash {
     /// always, media segments once shown (none before the first MPD request).
     pub fn gate(&self) -> Gate {
         let dash = self.clone();
-        Arc::new(move |name: &str| match segment_number(name) {
-            None => true,
-            Some(number) => dash
-                .0
-                .started
-                .get()
-                .is_some_and(|(start, _)| number <= dash.shown(start.elapsed())),
+        Arc::new(move |name: &str| {
+            let Some(number) = segment_number(name) else {
+                return true;
+            };
+            let started = dash.0.started.get();
+            let available = started.is_some_and(|(start, _)| number <= dash.shown(start.elapsed()));
+            if !available {
+                lock(&dash.0.refused).push(name.to_string());
+            }
+            available
         })
     }
 
@@ -116,11 +123,7 @@ impl LiveDash {
             .started
             .get_or_init(|| (Instant::now(), SystemTime::now()));
         let shown = self.shown(start.elapsed());
-        inner
-            .shown_log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(shown);
+        lock(&inner.shown_log).push(shown);
         // Segment n (from 1) ends at presentation time n s, when it becomes available (ISO/IEC
         // 23009-1 §5.3.9.5: availabilityStartTime + Period@start + its end); the timeline shows
         // it `n - window` s after the clock started: the event started `window` s before.
@@ -143,6 +146,10 @@ impl LiveDash {
         }
         out
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `S` elements of a timeline, one entry per segment (`r` expanded, `t` carried on).
@@ -251,6 +258,10 @@ fn the_timeline_grows_from_the_window_and_segments_wait_for_it() {
     assert!(gate("chunk-0-00002.m4s"));
     assert!(!gate("chunk-1-00003.m4s"));
     assert_eq!(dash.shown_log(), vec![2]);
+    assert_eq!(
+        dash.refused(),
+        vec!["chunk-0-00001.m4s", "chunk-1-00003.m4s"]
+    );
     assert_eq!(dash.shown(Duration::from_secs(5)), 3);
     assert_eq!(
         utc(UNIX_EPOCH + Duration::from_secs(951_782_400)),

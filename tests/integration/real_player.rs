@@ -397,8 +397,9 @@ fn via_router(request: &RequestHead) -> bool {
 
 /// That ffmpeg played the live DASH event of `media` from `edges` as a live session: it
 /// fetched the MPD again and again through the router, each refresh reaching an edge, while
-/// the timeline grew; and every segment of the seconds it played (video and audio), including
-/// ones not yet available when it started, was served by an edge: through the router's
+/// the timeline grew; it asked for no segment before it was available; and every segment of
+/// the seconds it played (video and audio), including ones not yet available when it started,
+/// was served by an edge: through the router's
 /// sub-requests when `segments_via_router` (proxy mode), else straight to the edge (manifest
 /// mode).
 fn assert_played_live_dash(
@@ -422,6 +423,11 @@ fn assert_played_live_dash(
     assert!(
         shown.first() == Some(&LIVE_WINDOW) && shown.last() > shown.first(),
         "the timeline did not grow between refreshes: {shown:?}\n{log}"
+    );
+    let refused = media.dash.refused();
+    assert!(
+        refused.is_empty(),
+        "ffmpeg asked for segments before they were available: {refused:?}\n{log}"
     );
     for number in 1..=DASH_PLAY_SECS {
         for representation in 0..2 {
