@@ -2,7 +2,8 @@
 //! dash muxer wrote (`SegmentTemplate` with `$Number$`, `startNumber="1"`, a
 //! `SegmentTimeline` per representation, segment files `chunk-{rep}-{number}.m4s`). The edge
 //! serves it as a packager serves a live event: `type="dynamic"` with `availabilityStartTime`,
-//! `publishTime`, `minimumUpdatePeriod` and `timeShiftBufferDepth`, a timeline that shows
+//! `publishTime`, `minimumUpdatePeriod` and `timeShiftBufferDepth`, a `Location` (where to
+//! fetch the MPD again), a timeline that shows
 //! `window` segments when the first MPD request arrives (the event's clock starts then) and
 //! one more each second until all are shown, and each segment file available (else `404`)
 //! from when the timeline shows it. One presentation may be served by several edges: they
@@ -40,8 +41,9 @@ pub struct LiveDash(Arc<Inner>);
 
 impl LiveDash {
     /// The presentation of the static MPD `mpd` (as ffmpeg's dash muxer writes it with
-    /// `-use_template 1 -use_timeline 1`), showing `window` segments at its start.
-    pub fn from_static(mpd: &str, window: usize) -> LiveDash {
+    /// `-use_template 1 -use_timeline 1`), showing `window` segments at its start, with a
+    /// `Location` of `location`.
+    pub fn from_static(mpd: &str, window: usize, location: &str) -> LiveDash {
         let mut texts = Vec::new();
         let mut timelines = Vec::new();
         let mut rest = mpd;
@@ -65,6 +67,13 @@ impl LiveDash {
             let end = end + root[end..].len() - root[end..].trim_start().len();
             root.replace_range(at..end, "");
         }
+        // Where the schema puts it: after `ProgramInformation` and `BaseURL`, before
+        // `ServiceDescription` and `Period`.
+        let before = ["<ServiceDescription", "<Period"]
+            .iter()
+            .find_map(|name| root.find(name))
+            .expect("a Period");
+        root.insert_str(before, &format!("<Location>{location}</Location>\n\t"));
         LiveDash(Arc::new(Inner {
             texts,
             timelines,
@@ -221,14 +230,16 @@ fn the_timeline_grows_from_the_window_and_segments_wait_for_it() {
     let mpd = concat!(
         "<MPD type=\"static\"\n\tmediaPresentationDuration=\"PT3.0S\"\n",
         "\tminBufferTime=\"PT2.0S\">\n",
+        "<Period>",
         "<SegmentTemplate media=\"chunk-$RepresentationID$-$Number%05d$.m4s\" startNumber=\"1\">",
         "<SegmentTimeline>\n<S t=\"0\" d=\"10\" r=\"1\" />\n<S d=\"12\" />\n</SegmentTimeline>",
         "</SegmentTemplate>\n",
         "<SegmentTemplate><SegmentTimeline><S t=\"5\" d=\"9\" r=\"2\"/></SegmentTimeline>",
         "</SegmentTemplate>\n",
+        "</Period>",
         "</MPD>\n",
     );
-    let dash = LiveDash::from_static(mpd, 2);
+    let dash = LiveDash::from_static(mpd, 2, "/x/manifest.mpd");
     assert_eq!(dash.segments(), 3);
     let gate = dash.gate();
     assert!(gate("init-0.m4s"));
@@ -242,7 +253,12 @@ fn the_timeline_grows_from_the_window_and_segments_wait_for_it() {
         "{text}"
     );
     assert!(!text.contains("mediaPresentationDuration"), "{text}");
-    assert!(text.contains("minBufferTime=\"PT2.0S\""), "{text}");
+    assert!(
+        text.contains(
+            "minBufferTime=\"PT2.0S\">\n<Location>/x/manifest.mpd</Location>\n\t<Period>"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains(
             "<SegmentTimeline><S t=\"0\" d=\"10\" /><S t=\"10\" d=\"10\" /></SegmentTimeline>"

@@ -136,7 +136,7 @@ impl Media {
         );
         generate(root, &["-t", "3", "-movflags", "+faststart", "clip.mp4"]);
         let mpd = std::fs::read_to_string(root.join("dash/manifest.mpd")).expect("mpd");
-        let dash = LiveDash::from_static(&mpd, LIVE_WINDOW);
+        let dash = LiveDash::from_static(&mpd, LIVE_WINDOW, DASH_PATH);
         assert_eq!(dash.segments(), DASH_SEGMENTS, "{mpd}");
         Media { dir, dash }
     }
@@ -380,11 +380,36 @@ fn plays_everything(mode: &str, host: u8) {
         let log = Player::start_live_dash(&url, router.dir()).finish();
         let segments_via_router = mode == "proxy";
         assert_played_live_dash(&media, &[&edge], segments_via_router, &log);
+        assert_location_comes_back_to_the_router(&router);
     }
 }
 
 /// The live DASH of `ch1` on the router.
 const DASH_ROUTE: &str = "/btv/live/mpd/ch1.mpd";
+
+/// That the `Location` of the live MPD (where to fetch it again; ffmpeg does not use it) names
+/// the router in proxy and manifest modes, and that the MPD fetched there is the live one,
+/// rewritten the same way.
+fn assert_location_comes_back_to_the_router(router: &Router) {
+    let location_of = |target: &str| {
+        let mpd = router.get(target);
+        let text = mpd.text();
+        assert!(
+            mpd.status == 200 && text.contains("type=\"dynamic\""),
+            "{target}: {}",
+            mpd.summary()
+        );
+        let start = text.find("<Location>").expect("a Location") + "<Location>".len();
+        let location = text[start..start + text[start..].find('<').expect("closed")].to_string();
+        assert!(
+            location.starts_with("/btv/live/mpd/ch1/~e") && location.ends_with("/manifest.mpd"),
+            "{target}: Location {location:?}\n{text}"
+        );
+        location
+    };
+    let location = location_of(DASH_ROUTE);
+    assert_eq!(location_of(&location), location);
+}
 
 /// Whether the router sent `request` to the edge (the router adds `X-Forwarded-For`; ffmpeg
 /// going straight to the edge does not).
