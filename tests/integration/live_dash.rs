@@ -3,11 +3,10 @@
 //! `SegmentTimeline` per representation, segment files `chunk-{rep}-{number}.m4s`). The edge
 //! serves it as a packager serves a live event: `type="dynamic"` with `availabilityStartTime`,
 //! `publishTime`, `minimumUpdatePeriod` and `timeShiftBufferDepth`, a `Location` (where to
-//! fetch the MPD again), a timeline that shows
-//! `window` segments when the first MPD request arrives (the event's clock starts then) and
-//! one more each second until all are shown, and each segment file available (else `404`)
-//! from when the timeline shows it. One presentation may be served by several edges: they
-//! share its clock, as copies of one live stream do.
+//! fetch the MPD again), a timeline that shows `window` segments when the first MPD request
+//! arrives (the event's clock starts then) and one more each second until all are shown, and
+//! each segment file available (else `404`) from when the timeline shows it. One presentation
+//! may be served by several edges: they share its clock, as copies of one live stream do.
 
 use crate::media_edge::{Dynamic, Gate};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,8 +21,9 @@ struct Segment {
 
 struct Inner {
     /// The static MPD split around its timelines: `texts[i]` comes before timeline `i`
-    /// (the last one after the last timeline); the root's `type` and
-    /// `mediaPresentationDuration` taken out of `texts[0]`.
+    /// (the last one after the last timeline); in `texts[0]`, the root's
+    /// `mediaPresentationDuration` taken out (its `type` is replaced at each request) and the
+    /// `Location` put in.
     texts: Vec<String>,
     timelines: Vec<Vec<Segment>>,
     window: usize,
