@@ -16,6 +16,7 @@ mod harness;
 mod health;
 mod http;
 mod limits;
+mod live_dash;
 mod live_edge;
 mod management;
 mod media_edge;

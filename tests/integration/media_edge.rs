@@ -1,8 +1,9 @@
 //! An in-process fake streaming edge for the manifest and real-player suites: a small
-//! HTTP/1.1 server on `127.0.0.N` serving files put into it (or read from a directory, such as
-//! media ffmpeg generated), with `Range` (one range), `HEAD`, optional gzip, a health endpoint,
-//! and a log of every request. [`MediaEdge::kill`] makes it vanish mid-session (listener gone,
-//! open connections cut, later connections refused).
+//! HTTP/1.1 server on `127.0.0.N` serving files put into it, made at each request (a live
+//! playlist or MPD), or read from a directory (such as media ffmpeg generated; a gate can hold
+//! live segments back until they are available), with `Range` (one range), `HEAD`, optional
+//! gzip, a health endpoint, and a log of every request. [`MediaEdge::kill`] makes it vanish
+//! mid-session (listener gone, open connections cut, later connections refused).
 
 use crate::http::{read_request_head, RequestHead};
 use std::collections::HashMap;
@@ -30,12 +31,17 @@ pub struct File {
 /// A body made at each request (a live playlist that grows).
 pub type Dynamic = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
 
+/// Whether a file of a served directory (its path below the prefix) may be served now (a live
+/// segment not yet available is a `404`).
+pub type Gate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     files: HashMap<String, File>,
     dynamic: HashMap<String, Dynamic>,
-    /// `(url prefix, directory)`: paths under the prefix are read from the directory.
-    dirs: Vec<(String, PathBuf)>,
+    /// `(url prefix, directory, gate)`: paths under the prefix are read from the directory
+    /// (when the gate, if any, lets them).
+    dirs: Vec<(String, PathBuf, Option<Gate>)>,
     requests: Vec<RequestHead>,
     open: HashMap<u64, TcpStream>,
     next_conn: u64,
@@ -138,7 +144,16 @@ impl MediaEdge {
 
     /// Serves the files of `dir` under `prefix` (`/live/ch1/` + the file's relative path).
     pub fn serve_dir(&self, prefix: &str, dir: PathBuf) {
-        lock(&self.shared).dirs.push((prefix.to_string(), dir));
+        lock(&self.shared)
+            .dirs
+            .push((prefix.to_string(), dir, None));
+    }
+
+    /// Like [`MediaEdge::serve_dir`], each file only while `gate` lets it (else `404`).
+    pub fn serve_dir_gated(&self, prefix: &str, dir: PathBuf, gate: Gate) {
+        lock(&self.shared)
+            .dirs
+            .push((prefix.to_string(), dir, Some(gate)));
     }
 
     /// Every request received (health checks excluded), oldest first.
@@ -217,9 +232,9 @@ fn find(shared: &Mutex<Shared>, path: &str) -> Option<File> {
             gzip: false,
         });
     }
-    for (prefix, dir) in &shared.dirs {
+    for (prefix, dir, gate) in &shared.dirs {
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
-            if rest.split('/').any(|s| s == "..") {
+            if rest.split('/').any(|s| s == "..") || gate.as_ref().is_some_and(|g| !g(rest)) {
                 return None;
             }
             if let Ok(body) = std::fs::read(dir.join(rest)) {
