@@ -265,6 +265,11 @@ impl Conn {
         &self.buf
     }
 
+    /// Drops the first `n` buffered bytes: a response the caller has read itself.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
     /// Takes the bytes received and not yet taken as a response.
     pub fn take_buffered(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
