@@ -128,14 +128,14 @@ fn brief(bytes: &[u8]) -> String {
 fn read_more(conn: &mut Conn, deadline: Instant, what: &str) -> Result<(), String> {
     if let Some(end) = conn.until_closed(Duration::ZERO)? {
         return Err(format!(
-            "{end:?} before {what}; buffered: {:?}",
+            "{end:?} before {what}; buffered: {}",
             brief(conn.buffered())
         ));
     }
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(format!(
-            "no {what} within {RESPONSE_WITHIN:?}; buffered: {:?}",
+            "no {what} within {RESPONSE_WITHIN:?}; buffered: {}",
             brief(conn.buffered())
         ));
     }
@@ -172,6 +172,21 @@ fn read_framed(conn: &mut Conn, head_request: bool) -> Result<Framed, String> {
         if head_request || status == 204 || status == 304 {
             conn.consume(start);
             return Ok(framed(response, Framing::Empty, Vec::new()));
+        }
+        let lengths: Vec<String> = response
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .map(|(_, value)| value.clone())
+            .collect();
+        if chunked.is_some() && !lengths.is_empty() {
+            return Err(format!(
+                "both Transfer-Encoding and Content-Length: {:?}",
+                response.headers
+            ));
+        }
+        if lengths.iter().any(|l| *l != lengths[0]) {
+            return Err(format!("differing Content-Lengths: {:?}", response.headers));
         }
         if let Some(te) = chunked {
             if te.trim() != "chunked" {
@@ -210,7 +225,7 @@ fn read_framed(conn: &mut Conn, head_request: bool) -> Result<Framed, String> {
                 Ok(framed(response, Framing::Close, Vec::new()))
             }
             other => Err(format!(
-                "close-delimited body not ended by a FIN ({other:?}); buffered: {:?}",
+                "close-delimited body not ended by a FIN ({other:?}); buffered: {}",
                 brief(conn.buffered())
             )),
         };
@@ -299,7 +314,16 @@ fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection(
     let lines = field_lines(&END_TO_END);
     let head = ok_head(body.len(), &lines_ref(&lines));
     let sent = body.clone();
-    let edge_server = RawEdge::start(move |_| Reply::keep(&head, &sent));
+    let edge_server = RawEdge::start(move |request: &RawRequest| {
+        if request.head.target == "/vod/missing.mp4" {
+            Reply::keep(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nX-Edge-Thing: gone",
+                b"no such file\n",
+            )
+        } else {
+            Reply::keep(&head, &sent)
+        }
+    });
     let router = start(&edge_server);
 
     let mut conn = Conn::open(router.v4());
@@ -319,12 +343,27 @@ fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection(
         }
         assert_same_body(&response.body, &body, target);
     }
+    // The edge's error reaches the client as the edge sent it, and the connection stays.
+    let missing = exchange(&router, &mut conn, "GET", "/vod/missing.mp4", &[]);
+    assert_eq!(missing.response.status, 404, "{missing:?}");
+    assert_eq!(missing.response.body, b"no such file\n");
+    assert_eq!(missing.response.header("x-edge-thing"), Some("gone"));
+    let again = exchange(&router, &mut conn, "GET", "/vod/a.mp4", &[]);
+    assert_same_body(&again.response.body, &body, "after the 404");
     let targets: Vec<String> = edge_server
         .requests()
         .iter()
         .map(|r| r.head.target.clone())
         .collect();
-    assert_eq!(targets, ["/vod/a.mp4", "/vod/b.mp4?t=1"]);
+    assert_eq!(
+        targets,
+        [
+            "/vod/a.mp4",
+            "/vod/b.mp4?t=1",
+            "/vod/missing.mp4",
+            "/vod/a.mp4"
+        ]
+    );
 
     // curl: two transfers, the second on the first one's connection.
     let (code, out, err) = curl(
@@ -513,7 +552,7 @@ fn not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edg
     let after = exchange(&router, &mut conn, "GET", "/vod/after.mp4", &[]);
     assert_eq!(after.response.status, 200, "{after:?}");
     assert_eq!(after.response.body, b"ok");
-    assert!(conn.buffered().is_empty(), "{:?}", brief(conn.buffered()));
+    assert!(conn.buffered().is_empty(), "{}", brief(conn.buffered()));
 
     let seen = edge_server.requests();
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -847,6 +886,18 @@ fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on() {
         let ok = exchange(&router, &mut fresh, "GET", "/vod/fine.ts", &[]);
         assert_eq!(ok.response.status, 200, "after {target}: {ok:?}");
         assert_eq!(ok.response.body, b"ok");
+    }
+    // Every bad answer was the edge's (the requests reached it), none a refused connection.
+    let targets: Vec<String> = edge_server
+        .requests()
+        .iter()
+        .map(|r| r.head.target.clone())
+        .collect();
+    for bad in ["/vod/garbage.ts", "/vod/reset.ts"] {
+        assert!(
+            targets.iter().filter(|t| *t == bad).count() >= 2,
+            "{targets:?}"
+        );
     }
 }
 

@@ -187,14 +187,14 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Mutex<Shared>>, stop: &Atomi
         let handler = std::thread::Builder::new()
             .name("raw-edge-conn".to_string())
             .spawn(move || {
-                let after = serve(&stream, id, &shared2);
-                // The clone goes first, so that dropping `stream` really closes the socket.
-                drop(lock(&shared2).open.remove(&id));
-                if after == After::Reset {
+                if serve(&stream, id, &shared2) == After::Reset {
                     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 } else {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
+                // The clone goes too, so that dropping `stream` really closes the socket
+                // (a reset needs the last descriptor closed).
+                drop(lock(&shared2).open.remove(&id));
                 drop(stream);
             })
             .expect("spawn raw edge connection thread");
