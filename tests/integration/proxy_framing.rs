@@ -962,3 +962,40 @@ fn a_four_mib_body_arrives_intact() {
 
     assert_same_body(&curl_body(&router, "/vod/big-2.mp4"), &body, "curl");
 }
+
+#[test]
+fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request() {
+    // After each body, a whole second response nobody asked for: on a reused connection a proxy
+    // that read it as the next answer would hand one client's request another's bytes.
+    let edge_server = RawEdge::start(|request: &RawRequest| {
+        let mut bytes = format!("{}\r\n\r\nok", ok_head(2, &[])).into_bytes();
+        if request.nth == 0 {
+            bytes.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!");
+        }
+        Reply::new(bytes, After::KeepOpen)
+    });
+    let router = start(&edge_server);
+
+    let mut conn = Conn::open(router.v4());
+    for i in 0..4 {
+        let got = exchange(&router, &mut conn, "GET", &format!("/vod/tail-{i}.ts"), &[]);
+        assert_eq!(got.response.status, 200, "request {i}: {got:?}");
+        assert_eq!(got.response.body, b"ok", "request {i}: {got:?}");
+    }
+    assert!(conn.buffered().is_empty(), "{}", brief(conn.buffered()));
+    // Every answer was the edge's answer to that very request.
+    let targets: Vec<String> = edge_server
+        .requests()
+        .iter()
+        .map(|r| r.head.target.clone())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "/vod/tail-0.ts",
+            "/vod/tail-1.ts",
+            "/vod/tail-2.ts",
+            "/vod/tail-3.ts"
+        ]
+    );
+}
