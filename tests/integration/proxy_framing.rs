@@ -350,11 +350,7 @@ fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection(
     assert_eq!(missing.response.header("x-edge-thing"), Some("gone"));
     let again = exchange(&router, &mut conn, "GET", "/vod/a.mp4", &[]);
     assert_same_body(&again.response.body, &body, "after the 404");
-    let targets: Vec<String> = edge_server
-        .requests()
-        .iter()
-        .map(|r| r.head.target.clone())
-        .collect();
+    let targets = edge_server.targets();
     assert_eq!(
         targets,
         [
@@ -888,11 +884,7 @@ fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on() {
         assert_eq!(ok.response.body, b"ok");
     }
     // Every bad answer was the edge's (the requests reached it), none a refused connection.
-    let targets: Vec<String> = edge_server
-        .requests()
-        .iter()
-        .map(|r| r.head.target.clone())
-        .collect();
+    let targets = edge_server.targets();
     for bad in ["/vod/garbage.ts", "/vod/reset.ts"] {
         assert!(
             targets.iter().filter(|t| *t == bad).count() >= 2,
@@ -984,11 +976,7 @@ fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request() {
     }
     assert!(conn.buffered().is_empty(), "{}", brief(conn.buffered()));
     // Every answer was the edge's answer to that very request.
-    let targets: Vec<String> = edge_server
-        .requests()
-        .iter()
-        .map(|r| r.head.target.clone())
-        .collect();
+    let targets = edge_server.targets();
     assert_eq!(
         targets,
         [

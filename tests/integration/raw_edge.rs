@@ -138,6 +138,16 @@ impl RawEdge {
         lock(&self.shared).requests.clone()
     }
 
+    /// The request target of every request so far, oldest first.
+    pub fn targets(&self) -> Vec<String> {
+        let shared = lock(&self.shared);
+        shared
+            .requests
+            .iter()
+            .map(|r| r.head.target.clone())
+            .collect()
+    }
+
     /// Connections accepted and not yet closed by the edge or its peer.
     pub fn open_connections(&self) -> usize {
         lock(&self.shared).open.len()
