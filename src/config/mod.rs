@@ -360,6 +360,9 @@ pub struct ProxyConfig {
     /// Manifests (HLS playlists, DASH MPDs) up to this size are rewritten; larger ones pass
     /// through unmodified.
     pub max_manifest_bytes: usize,
+    /// Plain segment and file requests go through the router's own HTTP/1.1 relay
+    /// (`server::relay`); off, every proxied request goes through the Pingora adapter.
+    pub relay: bool,
 }
 
 impl Default for ProxyConfig {
@@ -370,6 +373,7 @@ impl Default for ProxyConfig {
             write_timeout: Duration::from_secs(30),
             tls_verify: true,
             max_manifest_bytes: 2 << 20,
+            relay: true,
         }
     }
 }
@@ -838,6 +842,7 @@ fn read_proxy(mut proxy: Section<'_>, errors: &mut Errors) -> ProxyConfig {
             1024..=(64 << 20),
             errors,
         ) as usize,
+        relay: p.bool("relay", d.relay, errors),
     };
     proxy.finish(errors);
     config

@@ -493,6 +493,7 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
             "router.proxy.max_manifest_bytes",
             d.proxy.max_manifest_bytes.to_string(),
         ),
+        ("router.proxy.relay", d.proxy.relay.to_string()),
         (
             "router.access_log.enabled",
             d.access_log.enabled.to_string(),

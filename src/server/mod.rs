@@ -8,6 +8,7 @@ pub mod management;
 pub mod pipeline;
 pub mod proxy;
 pub mod public;
+pub mod relay;
 pub mod signals;
 
 /// Earlier path of the public listener's HTTP/1 parser and writer (the fuzz targets use it).

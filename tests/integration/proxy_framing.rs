@@ -15,7 +15,26 @@ use std::time::{Duration, Instant};
 /// The edge's name: what `Host` must say on the way to it.
 const EDGE_DOMAIN: &str = "edge.framing.test";
 /// A short connect timeout: refused connections fail at once anyway.
-const PROXY: &str = "proxy: {connect_timeout_ms: 300, read_timeout_ms: 5000}";
+/// The two proxy transports every case here runs against: the router's own HTTP/1.1 relay
+/// (`router.proxy.relay: true`, the default) and the Pingora adapter (`relay: false`).
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Relay,
+    Framework,
+}
+
+impl Transport {
+    fn proxy_line(self) -> &'static str {
+        match self {
+            Transport::Relay => {
+                "proxy: {connect_timeout_ms: 300, read_timeout_ms: 5000, relay: true}"
+            }
+            Transport::Framework => {
+                "proxy: {connect_timeout_ms: 300, read_timeout_ms: 5000, relay: false}"
+            }
+        }
+    }
+}
 /// The most one response may take to arrive whole.
 const RESPONSE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -30,7 +49,7 @@ const END_TO_END: [(&str, &str); 6] = [
 ];
 
 /// A router whose VOD route proxies to `edge` (named [`EDGE_DOMAIN`], at its address).
-fn setup(edge_server: &RawEdge) -> Setup {
+fn setup(edge_server: &RawEdge, transport: Transport) -> Setup {
     let servers = [edge(1, EDGE_DOMAIN, "127.0.0.1", edge_server.port())];
     let region = RegionSpec {
         id: 1,
@@ -38,11 +57,11 @@ fn setup(edge_server: &RawEdge) -> Setup {
         edge_ids: &[1],
     };
     Setup::with(snapshot("v1", &[region], &servers))
-        .router_lines(&["routes: {vod: {mode: proxy}}", PROXY])
+        .router_lines(&["routes: {vod: {mode: proxy}}", transport.proxy_line()])
 }
 
-fn start(edge_server: &RawEdge) -> Router {
-    setup(edge_server).start()
+fn start(edge_server: &RawEdge, transport: Transport) -> Router {
+    setup(edge_server, transport).start()
 }
 
 /// How the router delimited a body.
@@ -308,8 +327,9 @@ fn lines_ref(lines: &[String]) -> Vec<&str> {
     lines.iter().map(String::as_str).collect()
 }
 
-#[test]
-fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection() {
+fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection(
+    transport: Transport,
+) {
     let body = pattern(0, 5000);
     let lines = field_lines(&END_TO_END);
     let head = ok_head(body.len(), &lines_ref(&lines));
@@ -324,7 +344,7 @@ fn content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection(
             Reply::keep(&head, &sent)
         }
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for target in ["/vod/a.mp4", "/vod/b.mp4?t=1"] {
@@ -401,11 +421,10 @@ fn chunked_answer() -> (Vec<u8>, Vec<u8>) {
     (bytes, body)
 }
 
-#[test]
-fn chunked_answer_reaches_the_client_framed_and_decodes_to_the_edges_bytes() {
+fn chunked_answer_reaches_the_client_framed_and_decodes_to_the_edges_bytes(transport: Transport) {
     let (answer, body) = chunked_answer();
     let edge_server = RawEdge::start(move |_| Reply::new(answer.clone(), After::KeepOpen));
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for target in ["/vod/chunked-1.ts", "/vod/chunked-2.ts"] {
@@ -431,13 +450,12 @@ fn chunked_answer_reaches_the_client_framed_and_decodes_to_the_edges_bytes() {
     assert_same_body(&curl_body(&router, "/vod/chunked-3.ts"), &body, "curl");
 }
 
-#[test]
-fn close_delimited_answer_arrives_whole_with_a_valid_framing() {
+fn close_delimited_answer_arrives_whole_with_a_valid_framing(transport: Transport) {
     let body = pattern(0, 20_000);
     let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n".to_vec();
     answer.extend_from_slice(&body);
     let edge_server = RawEdge::start(move |_| Reply::new(answer.clone(), After::Close));
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     let got = exchange(&router, &mut conn, "GET", "/vod/close-1.ts", &[]);
@@ -456,8 +474,7 @@ fn close_delimited_answer_arrives_whole_with_a_valid_framing() {
     assert_same_body(&curl_body(&router, "/vod/close-3.ts"), &body, "curl");
 }
 
-#[test]
-fn head_returns_the_edges_fields_and_no_body() {
+fn head_returns_the_edges_fields_and_no_body(transport: Transport) {
     let edge_server = RawEdge::start(|request: &RawRequest| {
         if request.head.method == "HEAD" {
             Reply::keep(
@@ -475,7 +492,7 @@ fn head_returns_the_edges_fields_and_no_body() {
             Reply::keep(&ok_head(3, &["Content-Type: text/plain"]), b"abc")
         }
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for _ in 0..2 {
@@ -509,8 +526,9 @@ const CONDITIONAL: [(&str, &str); 6] = [
     ("X-Custom-Thing", "a b;c=\"d\""),
 ];
 
-#[test]
-fn not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edge() {
+fn not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edge(
+    transport: Transport,
+) {
     let edge_server = RawEdge::start(|request: &RawRequest| match request.head.target.as_str() {
         "/vod/not-modified.mp4" => Reply::keep(
             "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=60",
@@ -519,7 +537,7 @@ fn not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edg
         "/vod/no-content.mp4" => Reply::keep("HTTP/1.1 204 No Content\r\nX-Edge-Thing: none", b""),
         _ => Reply::keep(&ok_head(2, &[]), b"ok"),
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     let not_modified = exchange(
@@ -564,8 +582,7 @@ fn not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edg
     }
 }
 
-#[test]
-fn range_request_gets_the_edges_partial_content() {
+fn range_request_gets_the_edges_partial_content(transport: Transport) {
     let full = pattern(0, 5000);
     let part = full[..100].to_vec();
     let edge_server = RawEdge::start(move |request: &RawRequest| {
@@ -578,7 +595,7 @@ fn range_request_gets_the_edges_partial_content() {
             Reply::keep(&ok_head(full.len(), &["Content-Type: video/mp4"]), &full)
         }
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for _ in 0..2 {
@@ -645,8 +662,8 @@ const CLIENT_FIELDS: [(&str, &str); 8] = [
 
 /// Two requests with [`CLIENT_FIELDS`] on one connection through a router that does not trust
 /// loopback as a proxy; their responses (each a 200 with the edge's body).
-fn hop_by_hop_exchanges(edge_server: &RawEdge) -> Vec<Response> {
-    let router = setup(edge_server)
+fn hop_by_hop_exchanges(edge_server: &RawEdge, transport: Transport) -> Vec<Response> {
+    let router = setup(edge_server, transport)
         .trusted_proxies(&["192.0.2.0/24"])
         .start();
     let mut conn = Conn::open(router.v4());
@@ -662,10 +679,11 @@ fn hop_by_hop_exchanges(edge_server: &RawEdge) -> Vec<Response> {
         .collect()
 }
 
-#[test]
-fn the_clients_hop_by_hop_fields_stop_at_the_router_and_forwarding_fields_are_its_own() {
+fn the_clients_hop_by_hop_fields_stop_at_the_router_and_forwarding_fields_are_its_own(
+    transport: Transport,
+) {
     let edge_server = hop_by_hop_edge();
-    hop_by_hop_exchanges(&edge_server);
+    hop_by_hop_exchanges(&edge_server, transport);
     let seen = edge_server.requests();
     assert_eq!(seen.len(), 2);
     for request in seen {
@@ -695,12 +713,9 @@ fn the_clients_hop_by_hop_fields_stop_at_the_router_and_forwarding_fields_are_it
     }
 }
 
-#[test]
-#[ignore = "router bug on main (Pingora path): the edge's Keep-Alive and the fields its \
-            Connection names reach the client (RFC 9110 §7.6.1); reported to the lead"]
-fn the_edges_hop_by_hop_fields_stop_at_the_router() {
+fn the_edges_hop_by_hop_fields_stop_at_the_router(transport: Transport) {
     let edge_server = hop_by_hop_edge();
-    for response in hop_by_hop_exchanges(&edge_server) {
+    for response in hop_by_hop_exchanges(&edge_server, transport) {
         let fields = &response.headers;
         assert_eq!(response.header("x-edge-hop"), None, "{fields:?}");
         let connection = response.header("connection").unwrap_or_default();
@@ -718,11 +733,10 @@ fn the_edges_hop_by_hop_fields_stop_at_the_router() {
     }
 }
 
-#[test]
-fn edge_connections_are_reused_and_one_the_edge_closes_is_not() {
+fn edge_connections_are_reused_and_one_the_edge_closes_is_not(transport: Transport) {
     let keep = |_: &RawRequest| Reply::keep(&ok_head(4, &["Content-Type: text/plain"]), b"kept");
     let edge_server = RawEdge::start(keep);
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for i in 0..20 {
@@ -754,12 +768,11 @@ fn edge_connections_are_reused_and_one_the_edge_closes_is_not() {
     }
 }
 
-#[test]
-fn an_edge_closing_an_idle_kept_alive_connection_costs_no_request() {
+fn an_edge_closing_an_idle_kept_alive_connection_costs_no_request(transport: Transport) {
     // Each answer says nothing of closing (HTTP/1.1: persistent), then the edge closes.
     let edge_server =
         RawEdge::start(|_| Reply::new(format!("{}\r\n\r\nok", ok_head(2, &[])), After::Close));
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for i in 0..4 {
@@ -777,8 +790,7 @@ fn an_edge_closing_an_idle_kept_alive_connection_costs_no_request() {
     assert_eq!(edge_server.connections(), 4);
 }
 
-#[test]
-fn a_request_on_a_kept_alive_connection_the_edge_drops_unanswered_is_retried() {
+fn a_request_on_a_kept_alive_connection_the_edge_drops_unanswered_is_retried(transport: Transport) {
     // The race of RFC 9112 §9.3.1: the edge closes a kept-alive connection just as the next
     // request arrives on it. A GET is safe to retry on a fresh connection.
     let edge_server = RawEdge::start(|request: &RawRequest| {
@@ -788,7 +800,7 @@ fn a_request_on_a_kept_alive_connection_the_edge_drops_unanswered_is_retried() {
             Reply::new(Vec::new(), After::Close)
         }
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for i in 0..3 {
@@ -814,8 +826,7 @@ fn a_request_on_a_kept_alive_connection_the_edge_drops_unanswered_is_retried() {
     assert_eq!(seen.len(), 3 + dropped, "{seen:?}");
 }
 
-#[test]
-fn interim_answers_before_the_final_one_are_survived() {
+fn interim_answers_before_the_final_one_are_survived(transport: Transport) {
     let body = pattern(0, 1000);
     let sent = body.clone();
     let edge_server = RawEdge::start(move |request: &RawRequest| {
@@ -831,7 +842,7 @@ fn interim_answers_before_the_final_one_are_survived() {
         bytes.extend_from_slice(&sent);
         Reply::new(bytes, After::KeepOpen)
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for target in [
@@ -853,8 +864,7 @@ fn interim_answers_before_the_final_one_are_survived() {
     }
 }
 
-#[test]
-fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on() {
+fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on(transport: Transport) {
     let edge_server = RawEdge::start(|request: &RawRequest| match request.head.target.as_str() {
         "/vod/garbage.ts" => Reply::new(
             b"SSH-2.0-OpenSSH_9.2\r\nthis is not HTTP at all\r\n\r\n".to_vec(),
@@ -863,7 +873,7 @@ fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on() {
         "/vod/reset.ts" => Reply::new(Vec::new(), After::Reset),
         _ => Reply::keep(&ok_head(2, &[]), b"ok"),
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     for target in [
         "/vod/garbage.ts",
@@ -893,8 +903,7 @@ fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on() {
     }
 }
 
-#[test]
-fn an_edge_dying_mid_body_never_yields_a_complete_looking_answer() {
+fn an_edge_dying_mid_body_never_yields_a_complete_looking_answer(transport: Transport) {
     const ANNOUNCED: usize = 100_000;
     const SENT: usize = 30_000;
     let edge_server = RawEdge::start(|_| {
@@ -906,7 +915,7 @@ fn an_edge_dying_mid_body_never_yields_a_complete_looking_answer() {
         bytes.extend_from_slice(&pattern(0, SENT));
         Reply::new(bytes, After::Close)
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     for i in 0..2 {
         let mut conn = Conn::open(router.v4());
@@ -938,14 +947,13 @@ fn an_edge_dying_mid_body_never_yields_a_complete_looking_answer() {
     );
 }
 
-#[test]
-fn a_four_mib_body_arrives_intact() {
+fn a_four_mib_body_arrives_intact(transport: Transport) {
     const LEN: usize = 4 * 1024 * 1024;
     let body = pattern(0, LEN);
     let mut answer = format!("{}\r\n\r\n", ok_head(LEN, &["Content-Type: video/mp4"])).into_bytes();
     answer.extend_from_slice(&body);
     let edge_server = RawEdge::start(move |_| Reply::new(answer.clone(), After::KeepOpen));
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     let got = exchange(&router, &mut conn, "GET", "/vod/big.mp4", &[]);
@@ -955,8 +963,7 @@ fn a_four_mib_body_arrives_intact() {
     assert_same_body(&curl_body(&router, "/vod/big-2.mp4"), &body, "curl");
 }
 
-#[test]
-fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request() {
+fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request(transport: Transport) {
     // After each body, a whole second response nobody asked for: on a reused connection a proxy
     // that read it as the next answer would hand one client's request another's bytes.
     let edge_server = RawEdge::start(|request: &RawRequest| {
@@ -966,7 +973,7 @@ fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request() {
         }
         Reply::new(bytes, After::KeepOpen)
     });
-    let router = start(&edge_server);
+    let router = start(&edge_server, transport);
 
     let mut conn = Conn::open(router.v4());
     for i in 0..4 {
@@ -987,3 +994,41 @@ fn bytes_an_edge_sends_past_its_body_never_answer_a_later_request() {
         ]
     );
 }
+
+/// Each case as two tests: `<case>::relay` and `<case>::framework`.
+macro_rules! on_both_transports {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn relay() {
+                    super::$case(super::Transport::Relay);
+                }
+
+                #[test]
+                fn framework() {
+                    super::$case(super::Transport::Framework);
+                }
+            }
+        )*
+    };
+}
+
+on_both_transports!(
+    the_edges_hop_by_hop_fields_stop_at_the_router,
+    content_length_answer_keeps_status_body_end_to_end_fields_and_the_connection,
+    chunked_answer_reaches_the_client_framed_and_decodes_to_the_edges_bytes,
+    close_delimited_answer_arrives_whole_with_a_valid_framing,
+    head_returns_the_edges_fields_and_no_body,
+    not_modified_and_no_content_have_no_body_and_conditional_fields_reach_the_edge,
+    range_request_gets_the_edges_partial_content,
+    the_clients_hop_by_hop_fields_stop_at_the_router_and_forwarding_fields_are_its_own,
+    edge_connections_are_reused_and_one_the_edge_closes_is_not,
+    an_edge_closing_an_idle_kept_alive_connection_costs_no_request,
+    a_request_on_a_kept_alive_connection_the_edge_drops_unanswered_is_retried,
+    interim_answers_before_the_final_one_are_survived,
+    garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on,
+    an_edge_dying_mid_body_never_yields_a_complete_looking_answer,
+    a_four_mib_body_arrives_intact,
+    bytes_an_edge_sends_past_its_body_never_answer_a_later_request,
+);

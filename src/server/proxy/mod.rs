@@ -2,6 +2,7 @@
 //! the resolver for edges without an address, and the manifests the router fetches and
 //! rewrites itself.
 
+pub mod edge_failover;
 pub mod edge_resolver;
 mod manifest_fetch;
 pub mod router_proxy;

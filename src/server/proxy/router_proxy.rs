@@ -2,12 +2,12 @@
 //! here when the framework reads it first) is answered, or (proxy mode) sent to the chosen edge
 //! with one retry on another edge of the region if the connection fails.
 
+use super::edge_failover;
 use super::edge_resolver::EdgeResolver;
 use crate::metrics::{OutcomeLabel, METRICS};
 use crate::server::answer::{Answer, FieldValue, HeadSize, TextAnswer, BODY_BAD_GATEWAY};
 use crate::server::pipeline::{self, Action, Handled, Incoming, ProxyTarget, Record};
 use crate::settings::SharedSettings;
-use crate::snapshot::Selector;
 use crate::state::RouterState;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -125,48 +125,8 @@ impl RouterProxy {
         let Some(target) = ctx.proxy.as_mut() else {
             return e;
         };
-        self.passive_failure(target);
-        if target.retried {
-            return e;
-        }
-        let selector = Selector::Random(fastrand::u64(..));
         let settings = self.settings.load();
-        // Stream health (issue 16): the retry, too, passes over stalled copies of the stream.
-        let stalled = target
-            .stream_id
-            .filter(|_| settings.config.stream_health_on())
-            .and_then(|_| self.state.streams().overlay().view());
-        let stalled_edges = stalled
-            .as_deref()
-            .zip(target.stream_id)
-            .and_then(|(pairs, stream)| pairs.edges_stalled_for(stream));
-        let snapshot = &target.snapshot;
-        let other = snapshot.pick_in_region_avoiding(
-            target.region_index,
-            selector,
-            Some(target.edge_index),
-            settings.policy.panic_mode,
-            |e| stalled_edges.is_some_and(|edges| edges.contains(&snapshot.servers[e as usize].id)),
-        );
-        drop(stalled);
-        drop(settings);
-        if let Some((edge_index, _)) = other {
-            let (from, to) = (
-                &target.snapshot.servers[target.edge_index as usize],
-                &target.snapshot.servers[edge_index as usize],
-            );
-            log::warn!(
-                "proxy: cannot connect to edge {} ({e}); retrying on {}",
-                from.domain_name,
-                to.domain_name
-            );
-            METRICS.upstream_retries.inc();
-            if let Some(access) = ctx.record.as_mut().and_then(|r| r.access.as_mut()) {
-                access.edge = Some(to.domain_name.to_string());
-                access.reason = "proxy_retried";
-            }
-            target.edge_index = edge_index;
-            target.retried = true;
+        if edge_failover::connect_failed(&self.state, &settings, target, ctx.record.as_mut(), &e) {
             e.set_retry(true);
         }
         e
@@ -210,30 +170,6 @@ impl RouterProxy {
         peer.options.verify_cert = proxy.tls_verify;
         peer.options.verify_hostname = proxy.tls_verify;
         Ok(Box::new(peer))
-    }
-
-    /// Counts a failed connection against the edge, like a failed health check.
-    fn passive_failure(&self, target: &ProxyTarget) {
-        METRICS.upstream_connect_failures.inc();
-        let settings = self.settings.load();
-        let health = &settings.config.health;
-        if !health.enabled {
-            return;
-        }
-        let server = &target.snapshot.servers[target.edge_index as usize];
-        if !crate::health_checker::is_checked(server) {
-            // Nothing would ever bring an unchecked edge back up.
-            return;
-        }
-        let registry = self.state.health();
-        if registry.observe(server.id, false, health.rise, health.fall) == Some(false) {
-            server.health.set_up(false);
-            log::warn!(
-                "edge {} (id {}) is DOWN after failed proxy connections",
-                server.domain_name,
-                server.id
-            );
-        }
     }
 }
 
@@ -321,6 +257,7 @@ impl ProxyHttp for RouterProxy {
         if let Some(record) = &ctx.record {
             METRICS.count_upstream_status(record.kind, response.status.as_u16());
         }
+        drop_hop_by_hop(response);
         Ok(())
     }
 
@@ -388,5 +325,31 @@ impl ProxyHttp for RouterProxy {
         };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         record.finish(status, &self.settings.load());
+    }
+}
+
+/// Removes the edge's hop-by-hop fields that the framework would pass on (RFC 9110 §7.6.1):
+/// `Keep-Alive`, `Proxy-Connection`, `Upgrade` and the fields its `Connection` names. The
+/// framework writes its own `Connection` and framing fields.
+fn drop_hop_by_hop(response: &mut ResponseHeader) {
+    let named: Vec<String> = response
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|token| std::str::from_utf8(token.trim_ascii()).ok())
+        .filter(|token| {
+            !token.is_empty()
+                && !["close", "keep-alive"]
+                    .iter()
+                    .any(|t| token.eq_ignore_ascii_case(t))
+        })
+        .map(str::to_ascii_lowercase)
+        .collect();
+    for name in ["keep-alive", "proxy-connection", "upgrade"] {
+        response.remove_header(name);
+    }
+    for name in &named {
+        response.remove_header(name.as_str());
     }
 }

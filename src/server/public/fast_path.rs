@@ -19,6 +19,7 @@ use crate::server::answer::{
 };
 use crate::server::pipeline::{self, Action, Handled, Incoming, Record};
 use crate::server::proxy::router_proxy::{with_decision, RouterProxy};
+use crate::server::relay::{self, RelayRequest};
 use crate::settings::SharedSettings;
 use crate::snapshot::canonical_ip;
 use crate::state::RouterState;
@@ -544,6 +545,43 @@ impl RouterApp {
             };
             let answer = match action {
                 Action::Answer(answer) => answer,
+                Action::Proxy(mut target)
+                    if relay::eligible(
+                        &self.settings.load().config.proxy,
+                        &fast,
+                        body_len,
+                        &target,
+                    ) =>
+                {
+                    let mut record = record;
+                    let request = RelayRequest {
+                        head: &buf[..fast.head_len],
+                        head_request: fast.method == FastMethod::Head,
+                        keep_alive,
+                        send_limit: send_limit(&limits),
+                    };
+                    let relayed = relay::relay(
+                        stream,
+                        &request,
+                        &mut target,
+                        &mut record,
+                        &self.state,
+                        &self.settings,
+                        &mut conn.out,
+                    )
+                    .await;
+                    buf.advance(fast.head_len);
+                    conn.answers += 1;
+                    self.record(Answered {
+                        status: relayed.status,
+                        record,
+                    });
+                    if !relayed.keep_client {
+                        return Served::Done;
+                    }
+                    conn.idle.stamp(Instant::now());
+                    continue;
+                }
                 proxy @ Action::Proxy(_) => {
                     let handled = Handled {
                         action: proxy,

@@ -47,6 +47,8 @@ pub struct FastHead {
     /// The client wants the connection kept (HTTP/1.1 without `close`, HTTP/1.0 with
     /// `keep-alive`).
     pub keep_alive: bool,
+    /// An HTTP/1.0 request (else HTTP/1.1).
+    pub http10: bool,
     pub size: HeadSize,
 }
 
@@ -349,6 +351,7 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
         target: range_in(buf, target),
         x_real_ip,
         keep_alive,
+        http10,
         size,
     })
 }
