@@ -35,7 +35,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -83,7 +83,7 @@ struct Answered {
 
 /// A connection the fast loop serves: the accepted socket itself, or Pingora's stream once
 /// the framework has handled a request on it.
-pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send {
+pub trait Connection: relay::Client + Send {
     /// Turns Nagle's algorithm off, for connections that carry more than one answer.
     fn no_delay(&mut self) {}
 }
@@ -96,6 +96,16 @@ impl Connection for LazyTcp {
 
 /// Pingora's streams come from [`into_pingora_stream`], which turned Nagle off.
 impl Connection for Stream {}
+
+/// A socket of the router's own loop: large proxied bodies are spliced into it.
+impl relay::Client for LazyTcp {
+    fn tcp(&mut self) -> Option<&TcpStream> {
+        self.registered().ok().map(|tcp| &*tcp)
+    }
+}
+
+/// Pingora's streams (handed over, or TLS): bodies are written through them.
+impl relay::Client for Stream {}
 
 /// The accepted socket as a Pingora stream, for the framework: Nagle off, the client's
 /// address known without asking the kernel again, and a response head sent with its body.

@@ -10,6 +10,7 @@ use pingora::server::configuration::ServerConf;
 use tokio::io::DuplexStream;
 
 impl Connection for DuplexStream {}
+impl crate::server::relay::Client for DuplexStream {}
 
 const LIVE: &str = "/btv/live/hls/epg_0.m3u8";
 

@@ -20,6 +20,7 @@
 
 mod chunked;
 mod response;
+mod splice;
 mod upstream;
 
 use crate::config::ProxyConfig;
@@ -46,6 +47,15 @@ const MAX_EDGE_HEAD: usize = 64 * 1024;
 const RELAY_BUFFER: usize = 64 * 1024;
 /// Most header fields of a client's request head (as the router's parser allows).
 const MAX_REQUEST_FIELDS: usize = 257;
+
+/// The client side of a relay: a byte stream, and the TCP socket under it when there is one
+/// (a large body then moves from the edge to the client with `splice`, never through user
+/// space).
+pub trait Client: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&mut self) -> Option<&TcpStream> {
+        None
+    }
+}
 
 /// Whether the relay takes this request (see the module documentation).
 pub fn eligible(
@@ -103,7 +113,7 @@ enum EdgeFailure {
 }
 
 /// Relays `request` to `target`'s edge and the answer back to `client`; `out` is scratch.
-pub async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
+pub async fn relay<C: Client>(
     client: &mut C,
     request: &RelayRequest<'_>,
     target: &mut ProxyTarget,
@@ -208,7 +218,7 @@ fn build_request(client_head: &[u8], target: &ProxyTarget) -> Vec<u8> {
 
 /// One request and its answer on one edge connection.
 #[allow(clippy::too_many_arguments)]
-async fn exchange<C: AsyncRead + AsyncWrite + Unpin>(
+async fn exchange<C: Client>(
     client: &mut C,
     request: &RelayRequest<'_>,
     connection: EdgeConnection,
@@ -286,7 +296,7 @@ struct BodyEnd {
 
 /// Sends the client's head (in `out`) with the body's first bytes (in `buf`, what followed the
 /// edge's head), then the rest of the body as it comes.
-async fn relay_body<C: AsyncWrite + Unpin>(
+async fn relay_body<C: Client>(
     client: &mut C,
     edge: &mut TcpStream,
     head: &EdgeHead,
@@ -336,6 +346,26 @@ async fn relay_body<C: AsyncWrite + Unpin>(
                 whole: true,
                 excess,
             };
+        }
+        if matches!(head.framing, Framing::Length(_)) && remaining >= splice::MIN_SPLICED {
+            if let Some(tcp) = client.tcp() {
+                let spliced =
+                    splice::body(edge, tcp, remaining, proxy.read_timeout, request.send_limit);
+                return match spliced.await {
+                    Ok(()) => BodyEnd {
+                        whole: true,
+                        excess: false,
+                    },
+                    Err(e) => {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            log::warn!(
+                                "proxy: the edge closed the connection in the middle of a body"
+                            );
+                        }
+                        broken
+                    }
+                };
+            }
         }
         buf.clear();
         if buf.capacity() < RELAY_BUFFER {
