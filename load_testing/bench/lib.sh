@@ -140,3 +140,82 @@ bench_family() {
   local pid=$1
   echo "$pid" $(pgrep -P "$pid" 2>/dev/null)
 }
+
+# bench_start_edge DIR PORT LOG [CPU]: the fake edge of the proxy benchmarks, nginx serving
+# static files from DIR/www on 127.0.0.1:PORT (vod/1k.bin, vod/1m.bin of random bytes and
+# vod/hls2000.m3u8); sets EDGE_PID (and NGINX_PID) to its master.
+bench_start_edge() {
+  local dir=$1 port=$2 log=$3 cpu=${4:-}
+  mkdir -p "$dir/www/vod" "$dir/logs" "$dir/tmp"
+  head -c 1024 /dev/urandom >"$dir/www/vod/1k.bin"
+  head -c 1048576 /dev/urandom >"$dir/www/vod/1m.bin"
+  # PROXY_SIZES entry `m3u8`: a 2,000-segment HLS media playlist. Its references are
+  # absolute paths under /vod/, which the router's rewrite leaves byte-identical: both servers
+  # answer the same bytes, the router after parsing and rewriting it.
+  {
+    printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1000\n'
+    for i in $(seq 1000 2999); do printf '#EXTINF:2.000,\n/vod/seg/%d.ts\n' "$i"; done
+    printf '#EXT-X-ENDLIST\n'
+  } >"$dir/www/vod/hls2000.m3u8"
+  chmod -R a+rX "$dir"
+  local user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+  cat >"$dir/nginx.conf" <<EOF
+# Fake edge for the proxy benchmark: static files, no logs.
+$user_line
+worker_processes 1;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        root $dir/www;
+    }
+}
+EOF
+  bench_start_nginx "$dir" "$port" "$log" "$cpu"
+  # shellcheck disable=SC2034  # for the caller
+  EDGE_PID=$NGINX_PID
+}
+
+# bench_check_urls EXPECT URLS_FILE PORT...: every path of URLS_FILE must answer 302
+# (EXPECT=302) or 200 with EXPECT bytes on 127.0.0.1:PORT of each PORT.
+bench_check_urls() {
+  local expect=$1 urls=$2 port path code
+  shift 2
+  for port in "$@"; do
+    while IFS= read -r path; do
+      case $path in '' | '#'*) continue ;; esac
+      code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "http://127.0.0.1:$port$path") || true
+      case $expect in
+        302) [ "${code%% *}" = 302 ] || lt_die "127.0.0.1:$port$path answered $code, not 302" ;;
+        *) [ "$code" = "200 $expect" ] || lt_die "127.0.0.1:$port$path answered '$code', not '200 $expect'" ;;
+      esac
+    done <"$urls"
+  done
+}
+
+# bench_wrk SECONDS PORT URLS_FILE MODE LOG: one load run, wrk pinned to CLIENT_CPU with
+# WRK_THREADS threads and CONNECTIONS connections, bounded by `timeout`; MODE `close` sends
+# `Connection: close`. wrk's output (with urls.lua's BENCH_RESULT line) goes to LOG.
+bench_wrk() {
+  local secs=$1 port=$2 urls=$3 mode=$4 log=$5 hdr=()
+  [ "$mode" = close ] && hdr=(-H 'Connection: close')
+  taskset -c "$CLIENT_CPU" timeout $((secs + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" \
+    --latency "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$log" 2>&1 || true
+}
+
+# The requests of a wrk run, from urls.lua's BENCH_RESULT line in its LOG (empty if none).
+bench_wrk_requests() { sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$1"; }

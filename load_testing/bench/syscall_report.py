@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""System calls and their cost per request, router against nginx (used by syscalls.sh).
+
+    syscall_report.py record ROUNDS.jsonl --server NAME --mode M --round N \
+        --stat-csv FILE --stat-requests N --perf-data FILE --perf-requests N \
+        --ticks-before T --ticks-after T --wall SECONDS
+    syscall_report.py report ROUNDS.jsonl          # markdown tables on stdout
+    syscall_report.py classify PERF.data           # the shares of one profile, as JSON
+
+A round has two runs of the same load. The first, under `perf stat -x, -e 'syscalls:sys_enter_*'`
+(plus `sys_exit_*` events filtered on `ret == -11`, i.e. EAGAIN), gives system calls per request.
+The second, under `perf record -e cpu-clock -g`, gives where the CPU went: every sample is put in
+one bucket by its call chain, read from the root: the system call whose handler
+(`__x64_sys_NAME`) it is in, with the socket teardown that `close` defers to the return to user
+space (`task_work_run` -> `__fput`) counted as `close`; else interrupts/softirq, page faults,
+the scheduler, or other kernel; samples whose leaf is not in the kernel are user space. A
+bucket's CPU per request is its share of the samples times the server's CPU time per request
+(utime + stime from /proc/PID/stat over that run).
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections import Counter
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+USER = "user space"
+KERNEL_OTHER_BUCKETS = ("syscall entry/exit", "interrupts, softirq", "page faults", "scheduler", "other kernel")
+HANDLER_FRAME = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__do_sys_|__se_sys_|__sys_|ksys_|do_)(\w+?)(?:\.\w+)*$")
+
+
+def parse_stat_csv(path):
+    """`perf stat -x,` output: {syscall: count} for sys_enter_*, {syscall + ' EAGAIN': count} for
+    the filtered sys_exit_* events."""
+    counts = {}
+    for line in open(path, errors="replace"):
+        parts = line.strip().split(",")
+        if len(parts) < 3 or not parts[0].strip().isdigit():
+            continue
+        m = re.match(r"syscalls:sys_(enter|exit)_(\w+)", parts[2])
+        if not m:
+            continue
+        name = m.group(2) if m.group(1) == "enter" else m.group(2) + " EAGAIN"
+        counts[name] = counts.get(name, 0) + int(parts[0])
+    return {k: v for k, v in counts.items() if v}
+
+
+def syscall_name(sym):
+    """The system call a handler frame belongs to (`__x64_sys_sendto`, `do_writev`, `ksys_write`,
+    `__sys_accept4` -> sendto, writev, write, accept4)."""
+    m = HANDLER_FRAME.match(sym)
+    return m.group(1) if m else sym
+
+
+def bucket(frames):
+    """frames: [(symbol, dso)] from the leaf to the root. Returns the sample's bucket: the
+    system call whose handler the sample is in (the frame below `do_syscall_64`), or a kernel
+    bucket outside handlers, or user space."""
+    if not frames or "kernel" not in frames[0][1]:
+        return USER
+    syms = [s for s, _ in reversed(frames)]  # from the root
+    for i, s in enumerate(syms):
+        if s == "do_syscall_64":
+            rest = [x for x in syms[i + 1:] if x != "x64_sys_call"]
+            if not rest:
+                return "syscall entry/exit"
+            if rest[0].startswith(("syscall_exit", "exit_to_user_mode", "syscall_trace")):
+                if any(x in ("task_work_run", "__fput", "____fput") for x in rest):
+                    return "close"  # the socket's teardown, deferred by close() to the return
+                if any(x in ("__schedule", "schedule") for x in rest):
+                    return "scheduler"
+                return "syscall entry/exit"
+            return syscall_name(rest[0])
+        if s.startswith(("asm_sysvec_", "asm_common_interrupt", "sysvec_", "__do_softirq",
+                         "handle_softirqs", "irq_exit")):
+            return "interrupts, softirq"
+        if s.startswith(("asm_exc_page_fault", "exc_page_fault")):
+            return "page faults"
+        if s in ("__schedule", "schedule", "preempt_schedule_irq"):
+            return "scheduler"
+    return "other kernel"
+
+
+def classify(data):
+    """{bucket: samples} of a perf.data recorded with -g."""
+    out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym,dso"],
+                         capture_output=True, text=True, errors="replace", check=False).stdout
+    counts = Counter()
+    frames = []
+    for line in out.splitlines() + [""]:
+        if not line.strip():
+            if frames:
+                counts[bucket(frames)] += 1
+            frames = []
+            continue
+        m = re.match(r"^\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$", line)
+        if m:
+            sym = re.sub(r"\+0x[0-9a-f]+$", "", m.group(2))
+            frames.append((sym, m.group(3)))
+    return dict(counts)
+
+
+def record(args):
+    counts = parse_stat_csv(args.stat_csv)
+    samples = classify(args.perf_data)
+    total = sum(samples.values())
+    cpu_s = (args.ticks_after - args.ticks_before) / CLK_TCK
+    cpu_us = cpu_s / args.perf_requests * 1e6 if args.perf_requests else None
+    rec = {
+        "server": args.server, "mode": args.mode, "round": args.round,
+        "stat_requests": args.stat_requests, "perf_requests": args.perf_requests,
+        "calls_per_req": {k: v / args.stat_requests for k, v in counts.items()} if args.stat_requests else {},
+        "samples": samples,
+        "cpu_us_per_req": cpu_us,
+        "cpu_util": cpu_s / args.wall if args.wall else None,
+        "us_per_req": {k: v / total * cpu_us for k, v in samples.items()} if total and cpu_us else {},
+    }
+    with open(args.file, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    top = sorted(rec["calls_per_req"].items(), key=lambda kv: -kv[1])[:8]
+    user = rec["us_per_req"].get(USER, 0.0)
+    print(f"  {args.mode} round {args.round} {args.server:6}: {args.stat_requests} + {args.perf_requests} requests, "
+          f"CPU {cpu_us or 0:.2f} us/req (user {user:.2f}); calls/req "
+          + ", ".join(f"{k} {v:.2f}" for k, v in top), file=sys.stderr)
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=2):
+    return "" if v is None or (isinstance(v, float) and v != v) else f"{v:.{digits}f}"
+
+
+MODE_TITLES = {
+    "keepalive": "Redirect, keep-alive",
+    "close": "Redirect, `Connection: close` (one request per connection)",
+    "proxy-1k": "Proxy, keep-alive, 1 KiB body (`/vod/1k.bin`)",
+}
+
+
+def report(args):
+    recs = [json.loads(line) for line in open(args.file) if line.strip()]
+    modes = []
+    for r in recs:
+        if r["mode"] not in modes:
+            modes.append(r["mode"])
+    servers = ("router", "nginx")
+    out = []
+    for mode in modes:
+        by = {s: [r for r in recs if r["mode"] == mode and r["server"] == s] for s in servers}
+        n_rounds = {s: len(v) for s, v in by.items()}
+        out.append(f"### {MODE_TITLES.get(mode, mode)}\n")
+        out.append("Medians of " + ", ".join(f"{n_rounds[s]} rounds ({s})" for s in servers) +
+                   ". Calls: `perf stat` of `sys_enter_*` (EAGAIN: of `sys_exit_*`, ret -11) over one run; "
+                   "µs: share of `cpu-clock` samples × CPU per request, over another run.\n")
+        out.append("| | router calls/req | router µs/req | nginx calls/req | nginx µs/req |")
+        out.append("|---|---:|---:|---:|---:|")
+
+        def cell(server, field, key):
+            return med([r[field].get(key, 0.0) for r in by[server]]) if by[server] else None
+
+        names = set()
+        for s in servers:
+            for r in by[s]:
+                names |= {k for k in r["calls_per_req"] if not k.endswith(" EAGAIN")}
+                names |= {k for k in r["us_per_req"] if k != USER and k not in KERNEL_OTHER_BUCKETS}
+        rows = []
+        for name in names:
+            calls = [cell(s, "calls_per_req", name) for s in servers]
+            us = [cell(s, "us_per_req", name) for s in servers]
+            rows.append((name, calls, us))
+        rows.sort(key=lambda r: -max(x or 0.0 for x in r[2] + r[1]))
+        for name, calls, us in rows:
+            if max(x or 0.0 for x in calls + us) < 0.005:
+                continue
+            out.append(f"| `{name}` | {fmt(calls[0])} | {fmt(us[0])} | {fmt(calls[1])} | {fmt(us[1])} |")
+            eagain = [cell(s, "calls_per_req", name + " EAGAIN") for s in servers]
+            if any(eagain):
+                out.append(f"| ↳ `{name}` → EAGAIN | {fmt(eagain[0])} | | {fmt(eagain[1])} | |")
+        sums = [med([sum(v for k, v in r["calls_per_req"].items() if not k.endswith(" EAGAIN")) for r in by[s]])
+                for s in servers]
+        sys_us = [med([sum(v for k, v in r["us_per_req"].items() if k != USER and k not in KERNEL_OTHER_BUCKETS)
+                       for r in by[s]]) for s in servers]
+        out.append(f"| **all system calls** | **{fmt(sums[0])}** | **{fmt(sys_us[0])}** | "
+                   f"**{fmt(sums[1])}** | **{fmt(sys_us[1])}** |")
+        for b in KERNEL_OTHER_BUCKETS:
+            us = [cell(s, "us_per_req", b) for s in servers]
+            if max(x or 0.0 for x in us) >= 0.005:
+                out.append(f"| {b} (outside handlers) | | {fmt(us[0])} | | {fmt(us[1])} |")
+        us = [cell(s, "us_per_req", USER) for s in servers]
+        out.append(f"| user space | | {fmt(us[0])} | | {fmt(us[1])} |")
+        tot = [med([r["cpu_us_per_req"] for r in by[s]]) for s in servers]
+        out.append(f"| **total CPU** | | **{fmt(tot[0])}** | | **{fmt(tot[1])}** |")
+        kern = [med([1 - r["samples"].get(USER, 0) / max(sum(r["samples"].values()), 1) for r in by[s]])
+                for s in servers]
+        util = [med([r["cpu_util"] for r in by[s]]) for s in servers]
+        out.append("")
+        out.append(f"Kernel share of samples: router {fmt((kern[0] or 0) * 100, 0)}%, nginx {fmt((kern[1] or 0) * 100, 0)}%; "
+                   f"server busy during the profiled run: router {fmt((util[0] or 0) * 100, 0)}%, "
+                   f"nginx {fmt((util[1] or 0) * 100, 0)}% of its core.\n")
+    print("\n".join(out))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record")
+    r.add_argument("file")
+    for k in ("--server", "--mode", "--stat-csv", "--perf-data"):
+        r.add_argument(k, required=True)
+    for k in ("--round", "--stat-requests", "--perf-requests", "--ticks-before", "--ticks-after"):
+        r.add_argument(k, type=int, required=True)
+    r.add_argument("--wall", type=float, required=True)
+    p = sub.add_parser("report")
+    p.add_argument("file")
+    c = sub.add_parser("classify")
+    c.add_argument("data")
+    args = ap.parse_args(argv)
+    if args.cmd == "classify":
+        print(json.dumps(classify(args.data), indent=1, sort_keys=True))
+    else:
+        {"record": record, "report": report}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# System calls and their cost per request, the router against nginx (issue 13: "where the
+# kernel is the limit"; issue 14: the proxy path). Same servers and pinning as bench.sh: one
+# worker each on SERVER_CPU, wrk (and the fake edge) on CLIENT_CPU, everything on 127.0.0.1.
+#
+#   load_testing/bench/syscalls.sh
+#   LT_BIN=/path/to/cti-kaltura SKIP_BUILD=1 ROUNDS=3 DURATION=8 load_testing/bench/syscalls.sh
+#
+# For each mode in MODES (`keepalive`, `close` = redirects with `Connection: close`, `proxy-1k` =
+# VOD in proxy mode, 1 KiB body, keep-alive: the router with `routes: {vod: {mode: proxy}}`
+# against nginx proxy_pass with upstream keepalive, as bench.sh's proxy part), ROUNDS rounds of
+# each server (order alternating per round), each round two runs of
+#     taskset -c CLIENT_CPU wrk -t1 -c64 -dDURATIONs --latency -s urls.lua URL -- URLS
+# 1. under `perf stat -x, -e 'syscalls:sys_enter_*'` (plus `sys_exit_*` of the read and write
+#    calls filtered on `ret == -11`: EAGAIN) attached to the server (router; nginx master and
+#    worker): system calls per request = count / wrk's requests;
+# 2. under `perf record -e cpu-clock -F PERF_FREQ -g -p PIDS`, with the server's utime+stime
+#    from /proc/PID/stat before and after: where the CPU went (user space, each system call's
+#    handler, interrupts/softirq, page faults, scheduler) × CPU µs per request.
+# Writes OUT/syscalls.jsonl (one line per server, mode and round), OUT/syscalls.md (medians:
+# per mode one table, rows = system calls, columns router and nginx calls and µs per request),
+# OUT/machine.txt, the wrk logs, perf stat outputs and perf.data files.
+# Needs perf with the syscalls tracepoints and cpu-clock (hardware counters are not needed).
+#
+# Environment (defaults): ROUNDS (2), DURATION (8, seconds per run), WARMUP (2), CONNECTIONS
+#   (64), WRK_THREADS (1), SERVER_CPU (0), CLIENT_CPU (1), EDGE_CPU (CLIENT_CPU), MODES
+#   ("keepalive close proxy-1k"), PERF_FREQ (2999), PORT/MGMT_PORT (router, 24101/24102),
+#   NGINX_PORT (24181), EDGE_PORT (24190), URLS (load_testing/bench/urls.txt), OUT
+#   (load_testing/results/syscalls-TIMESTAMP), SKIP_BUILD, LT_BIN (see load_testing/lib/router.sh),
+#   STRACE (1: after the rounds of a mode, each server once under `strace -f -tt -p PID` during
+#   `wrk -t1 -c1 -d1s`: OUT/strace-MODE-SERVER.txt shows the calls of each request in order).
+# Every process started here is stopped on exit (trap), and every wrk run is bounded by `timeout`.
+set -euo pipefail
+
+PORT=${PORT:-24101}
+MGMT_PORT=${MGMT_PORT:-24102}
+# shellcheck source=../lib/router.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/router.sh"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+EDGE_CPU=${EDGE_CPU:-$CLIENT_CPU}
+MODES=${MODES-keepalive close proxy-1k}
+PERF_FREQ=${PERF_FREQ:-2999}
+STRACE=${STRACE:-1}
+NGINX_PORT=${NGINX_PORT:-24181}
+EDGE_PORT=${EDGE_PORT:-24190}
+URLS=${URLS:-$BENCH_DIR/urls.txt}
+OUT=${OUT:-$LT_RESULTS/syscalls-$(date +%Y%m%d-%H%M%S)}
+ROUTING=$LT_REPO/conf/routing.yaml
+REPORT="$BENCH_DIR/syscall_report.py"
+
+lt_init
+lt_on_exit bench_cleanup
+mkdir -p "$OUT"
+chmod 755 "$LT_TMP"
+RECORDS=$OUT/syscalls.jsonl
+: >"$RECORDS"
+
+bench_ensure_tools
+command -v perf >/dev/null || lt_die "perf is not installed (apt-get install linux-perf)"
+perf stat -e 'syscalls:sys_enter_close' -- true >/dev/null 2>&1 ||
+  lt_die "perf cannot count the syscalls tracepoints here (root, or kernel.perf_event_paranoid <= -1)"
+perf record -e cpu-clock -F 999 -g -o "$LT_TMP/probe.data" -- true >/dev/null 2>&1 ||
+  lt_die "perf record -e cpu-clock does not work here"
+lt_build_router
+for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p"; done
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
+  echo "nginx: $("$NGINX_BIN" -v 2>&1)"
+  echo "router: $LT_BIN ($(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null) checkout)"
+  echo "settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU PERF_FREQ=$PERF_FREQ MODES=$MODES"
+  echo "loadavg at start: $(cat /proc/loadavg)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# Counted: every system call's entry, and EAGAIN returns of the calls that read and write.
+STAT_EVENTS=(-e 'syscalls:sys_enter_*')
+for call in read readv recvfrom recvmsg write writev sendto sendmsg; do
+  STAT_EVENTS+=(-e "syscalls:sys_exit_$call" --filter 'ret == -11')
+done
+
+# stop_perf PID: SIGINT makes perf write its counts or samples (strace detach); waits for it
+# and forgets it.
+stop_perf() {
+  kill -INT "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local keep=() p
+  for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+# measure SERVER MODE ROUND PORT URLS_FILE PID...: the two runs of one round (see the header).
+measure() {
+  local server=$1 mode=$2 round=$3 port=$4 urls=$5
+  shift 5
+  local pids wrk_mode=keepalive base="$OUT/$mode-$server-$round" perf_pid tb ta t0 t1
+  pids=$(echo "$@" | tr ' ' ',')
+  [ "$mode" = close ] && wrk_mode=close
+  perf stat -x, -o "$base-stat.csv" "${STAT_EVENTS[@]}" -p "$pids" -- sleep $((DURATION + 30)) \
+    >"$base-stat.log" 2>&1 &
+  perf_pid=$!
+  bench_track "$perf_pid"
+  sleep 1
+  bench_wrk "$DURATION" "$port" "$urls" "$wrk_mode" "$base-wrk-stat.txt"
+  stop_perf "$perf_pid"
+
+  perf record -e cpu-clock -F "$PERF_FREQ" -g -p "$pids" -o "$base-perf.data" -- sleep $((DURATION + 30)) \
+    >"$base-perf.log" 2>&1 &
+  perf_pid=$!
+  bench_track "$perf_pid"
+  sleep 1
+  # shellcheck disable=SC2068
+  tb=$(bench_cpu_ticks $@)
+  t0=$(date +%s.%N)
+  bench_wrk "$DURATION" "$port" "$urls" "$wrk_mode" "$base-wrk-perf.txt"
+  t1=$(date +%s.%N)
+  # shellcheck disable=SC2068
+  ta=$(bench_cpu_ticks $@)
+  stop_perf "$perf_pid"
+
+  local rs rp
+  rs=$(bench_wrk_requests "$base-wrk-stat.txt")
+  rp=$(bench_wrk_requests "$base-wrk-perf.txt")
+  if [ -z "$rs" ] || [ -z "$rp" ]; then lt_die "$mode $server round $round: no wrk result (see $base-wrk-*.txt)"; fi
+  python3 "$REPORT" record "$RECORDS" --server "$server" --mode "$mode" --round "$round" \
+    --stat-csv "$base-stat.csv" --stat-requests "$rs" --perf-data "$base-perf.data" --perf-requests "$rp" \
+    --ticks-before "$tb" --ticks-after "$ta" --wall "$(python3 -c "print($t1 - $t0)")"
+}
+
+# trace SERVER MODE PORT URLS_FILE PID...: one second of one connection's requests under strace.
+trace() {
+  local server=$1 mode=$2 port=$3 urls=$4 wrk_mode=keepalive strace_pid
+  shift 4
+  [ "$mode" = close ] && wrk_mode=close
+  local args=() p
+  for p in "$@"; do args+=(-p "$p"); done
+  strace -f -tt -o "$OUT/strace-$mode-$server.txt" "${args[@]}" 2>/dev/null &
+  strace_pid=$!
+  bench_track "$strace_pid"
+  sleep 1
+  CONNECTIONS=1 bench_wrk 1 "$port" "$urls" "$wrk_mode" "$OUT/strace-$mode-$server-wrk.txt"
+  stop_perf "$strace_pid"
+}
+
+# rounds MODE URLS_FILE: ROUNDS rounds of both servers (nginx first in odd rounds).
+rounds() {
+  local mode=$1 urls=$2 round wrk_mode=keepalive nginx_pids
+  [ "$mode" = close ] && wrk_mode=close
+  nginx_pids=$(bench_family "$NGINX_PID")
+  bench_wrk "$WARMUP" "$NGINX_PORT" "$urls" "$wrk_mode" /dev/null
+  bench_wrk "$WARMUP" "$PORT" "$urls" "$wrk_mode" /dev/null
+  for ((round = 1; round <= ROUNDS; round++)); do
+    bench_log "$mode, round $round of $ROUNDS"
+    if ((round % 2)); then
+      # shellcheck disable=SC2086
+      measure nginx "$mode" "$round" "$NGINX_PORT" "$urls" $nginx_pids
+      measure router "$mode" "$round" "$PORT" "$urls" "$ROUTER_PID"
+    else
+      measure router "$mode" "$round" "$PORT" "$urls" "$ROUTER_PID"
+      # shellcheck disable=SC2086
+      measure nginx "$mode" "$round" "$NGINX_PORT" "$urls" $nginx_pids
+    fi
+  done
+  if [ "$STRACE" = 1 ] && command -v strace >/dev/null; then
+    # shellcheck disable=SC2086
+    trace nginx "$mode" "$NGINX_PORT" "$urls" $nginx_pids
+    trace router "$mode" "$PORT" "$urls" "$ROUTER_PID"
+  fi
+}
+
+redirect_modes=() proxy_modes=()
+for mode in $MODES; do
+  case $mode in
+    keepalive | close) redirect_modes+=("$mode") ;;
+    proxy-1k) proxy_modes+=("$mode") ;;
+    *) lt_die "unknown mode '$mode' in MODES (keepalive, close, proxy-1k)" ;;
+  esac
+done
+
+if [ "${#redirect_modes[@]}" -gt 0 ]; then
+  bench_log "redirects: router on 127.0.0.1:$PORT, nginx on 127.0.0.1:$NGINX_PORT, both on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
+  lt_make_config "$ROUTING"
+  bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$ROUTING"
+  python3 "$BENCH_DIR/gen_nginx.py" "$ROUTING" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
+  bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+  bench_check_urls 302 "$URLS" "$NGINX_PORT" "$PORT"
+  for mode in "${redirect_modes[@]}"; do rounds "$mode" "$URLS"; done
+  bench_cleanup
+fi
+
+if [ "${#proxy_modes[@]}" -gt 0 ]; then
+  bench_log "proxy: fake edge on 127.0.0.1:$EDGE_PORT (CPU $EDGE_CPU)"
+  [ -n "$LT_CONFIG" ] || lt_make_config "$ROUTING"
+  bench_start_edge "$LT_TMP/edge" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
+  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
+  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
+  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
+    --proxy vod >&2
+  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
+  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+  echo /vod/1k.bin >"$LT_TMP/urls-1k.txt"
+  bench_check_urls 1024 "$LT_TMP/urls-1k.txt" "$NGINX_PORT" "$PORT"
+  rounds proxy-1k "$LT_TMP/urls-1k.txt"
+  bench_cleanup
+fi
+
+echo "loadavg at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
+python3 "$REPORT" report "$RECORDS" >"$OUT/syscalls.md"
+cat "$OUT/machine.txt" "$OUT/syscalls.md" >&2
+bench_log "results in $OUT"
