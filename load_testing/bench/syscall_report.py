@@ -3,19 +3,22 @@
 
     syscall_report.py record ROUNDS.jsonl --server NAME --mode M --round N \
         --stat-csv FILE --stat-requests N --perf-data FILE --perf-requests N \
-        --ticks-before T --ticks-after T --wall SECONDS
+        --perf-ticks BEFORE AFTER --plain-requests N --plain-ticks BEFORE AFTER --plain-wall SECONDS
     syscall_report.py report ROUNDS.jsonl          # markdown tables on stdout
     syscall_report.py classify PERF.data           # the shares of one profile, as JSON
 
-A round has two runs of the same load. The first, under `perf stat -x, -e 'syscalls:sys_enter_*'`
-(plus `sys_exit_*` events filtered on `ret == -11`, i.e. EAGAIN), gives system calls per request.
-The second, under `perf record -e cpu-clock -g`, gives where the CPU went: every sample is put in
-one bucket by its call chain, read from the root: the system call whose handler
-(`__x64_sys_NAME`) it is in, with the socket teardown that `close` defers to the return to user
-space (`task_work_run` -> `__fput`) counted as `close`; else interrupts/softirq, page faults,
-the scheduler, or other kernel; samples whose leaf is not in the kernel are user space. A
-bucket's CPU per request is its share of the samples times the server's CPU time per request
-(utime + stime from /proc/PID/stat over that run).
+A round has three runs of the same load. The first, under `perf stat -x,` with
+`syscalls:sys_enter_NAME` events, `raw_syscalls:sys_enter` (every call; what the named events
+miss is "other") and `sys_exit_*` events filtered on `ret == -11` (EAGAIN), gives system calls
+per request. The second, under `perf record -e cpu-clock -g`, gives where the CPU went: every
+sample is put in one bucket by its call chain, read from the root: the system call whose
+handler it is in (the frame under `do_syscall_64`: `__x64_sys_sendto`, `do_writev`, ...), with
+the socket teardown that `close` defers to the return to user space (`task_work_run` ->
+`__fput`) counted as `close`; else interrupts/softirq, page faults, the scheduler, or other
+kernel; samples whose leaf is not in the kernel are user space. A bucket's CPU per request is
+its share of the samples times the server's CPU time per request, from the third run, with
+nothing attached (utime + stime from /proc/PID/stat before and after; perf's sampling inflates
+the second run's own).
 """
 
 import argparse
@@ -31,6 +34,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 USER = "user space"
+ALL = "(all)"  # raw_syscalls:sys_enter
+OTHER_CALLS = "other"
 KERNEL_OTHER_BUCKETS = ("syscall entry/exit", "interrupts, softirq", "page faults", "scheduler", "other kernel")
 HANDLER_FRAME = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__do_sys_|__se_sys_|__sys_|ksys_|do_)(\w+?)(?:\.\w+)*$")
 
@@ -42,6 +47,9 @@ def parse_stat_csv(path):
     for line in open(path, errors="replace"):
         parts = line.strip().split(",")
         if len(parts) < 3 or not parts[0].strip().isdigit():
+            continue
+        if parts[2] == "raw_syscalls:sys_enter":
+            counts[ALL] = counts.get(ALL, 0) + int(parts[0])
             continue
         m = re.match(r"syscalls:sys_(enter|exit)_(\w+)", parts[2])
         if not m:
@@ -108,24 +116,32 @@ def classify(data):
 
 def record(args):
     counts = parse_stat_csv(args.stat_csv)
+    if ALL in counts:
+        named = sum(v for k, v in counts.items() if k != ALL and not k.endswith(" EAGAIN"))
+        counts[OTHER_CALLS] = counts.pop(ALL) - named
     samples = classify(args.perf_data)
     total = sum(samples.values())
-    cpu_s = (args.ticks_after - args.ticks_before) / CLK_TCK
-    cpu_us = cpu_s / args.perf_requests * 1e6 if args.perf_requests else None
+    cpu_s = (args.plain_ticks[1] - args.plain_ticks[0]) / CLK_TCK
+    cpu_us = cpu_s / args.plain_requests * 1e6 if args.plain_requests else None
+    perf_s = (args.perf_ticks[1] - args.perf_ticks[0]) / CLK_TCK
     rec = {
         "server": args.server, "mode": args.mode, "round": args.round,
         "stat_requests": args.stat_requests, "perf_requests": args.perf_requests,
-        "calls_per_req": {k: v / args.stat_requests for k, v in counts.items()} if args.stat_requests else {},
+        "plain_requests": args.plain_requests,
+        "rps": args.plain_requests / args.plain_wall if args.plain_wall else None,
+        "calls_per_req": {k: v / args.stat_requests for k, v in counts.items() if v > 0} if args.stat_requests else {},
         "samples": samples,
         "cpu_us_per_req": cpu_us,
-        "cpu_util": cpu_s / args.wall if args.wall else None,
+        "perf_cpu_us_per_req": perf_s / args.perf_requests * 1e6 if args.perf_requests else None,
+        "cpu_util": cpu_s / args.plain_wall if args.plain_wall else None,
         "us_per_req": {k: v / total * cpu_us for k, v in samples.items()} if total and cpu_us else {},
     }
     with open(args.file, "a") as f:
         f.write(json.dumps(rec) + "\n")
     top = sorted(rec["calls_per_req"].items(), key=lambda kv: -kv[1])[:8]
     user = rec["us_per_req"].get(USER, 0.0)
-    print(f"  {args.mode} round {args.round} {args.server:6}: {args.stat_requests} + {args.perf_requests} requests, "
+    print(f"  {args.mode} round {args.round} {args.server:6}: {args.stat_requests} + {args.perf_requests} + "
+          f"{args.plain_requests} requests, "
           f"CPU {cpu_us or 0:.2f} us/req (user {user:.2f}); calls/req "
           + ", ".join(f"{k} {v:.2f}" for k, v in top), file=sys.stderr)
 
@@ -159,8 +175,9 @@ def report(args):
         n_rounds = {s: len(v) for s, v in by.items()}
         out.append(f"### {MODE_TITLES.get(mode, mode)}\n")
         out.append("Medians of " + ", ".join(f"{n_rounds[s]} rounds ({s})" for s in servers) +
-                   ". Calls: `perf stat` of `sys_enter_*` (EAGAIN: of `sys_exit_*`, ret -11) over one run; "
-                   "µs: share of `cpu-clock` samples × CPU per request, over another run.\n")
+                   ". Calls per request: `perf stat` of the `sys_enter_*` tracepoints (EAGAIN: `sys_exit_*` "
+                   "with ret -11; other: `raw_syscalls:sys_enter` minus the named ones) in run 1; µs per request: "
+                   "the bucket's share of the `cpu-clock` samples of run 2 × the CPU per request of run 3.\n")
         out.append("| | router calls/req | router µs/req | nginx calls/req | nginx µs/req |")
         out.append("|---|---:|---:|---:|---:|")
 
@@ -181,7 +198,8 @@ def report(args):
         for name, calls, us in rows:
             if max(x or 0.0 for x in calls + us) < 0.005:
                 continue
-            out.append(f"| `{name}` | {fmt(calls[0])} | {fmt(us[0])} | {fmt(calls[1])} | {fmt(us[1])} |")
+            label = "other calls (not counted by name)" if name == OTHER_CALLS else f"`{name}`"
+            out.append(f"| {label} | {fmt(calls[0])} | {fmt(us[0])} | {fmt(calls[1])} | {fmt(us[1])} |")
             eagain = [cell(s, "calls_per_req", name + " EAGAIN") for s in servers]
             if any(eagain):
                 out.append(f"| ↳ `{name}` → EAGAIN | {fmt(eagain[0])} | | {fmt(eagain[1])} | |")
@@ -202,10 +220,14 @@ def report(args):
         kern = [med([1 - r["samples"].get(USER, 0) / max(sum(r["samples"].values()), 1) for r in by[s]])
                 for s in servers]
         util = [med([r["cpu_util"] for r in by[s]]) for s in servers]
+        rps = [med([r.get("rps") for r in by[s]]) for s in servers]
+        pcpu = [med([r.get("perf_cpu_us_per_req") for r in by[s]]) for s in servers]
         out.append("")
-        out.append(f"Kernel share of samples: router {fmt((kern[0] or 0) * 100, 0)}%, nginx {fmt((kern[1] or 0) * 100, 0)}%; "
-                   f"server busy during the profiled run: router {fmt((util[0] or 0) * 100, 0)}%, "
-                   f"nginx {fmt((util[1] or 0) * 100, 0)}% of its core.\n")
+        out.append(f"Kernel share of the samples: router {fmt((kern[0] or 0) * 100, 0)}%, nginx "
+                   f"{fmt((kern[1] or 0) * 100, 0)}%. Runs with nothing attached: router {fmt(rps[0], 0)} req/s, "
+                   f"{fmt((util[0] or 0) * 100, 0)}% of its core; nginx {fmt(rps[1], 0)} req/s, "
+                   f"{fmt((util[1] or 0) * 100, 0)}%. CPU µs/req under perf record: router {fmt(pcpu[0])}, "
+                   f"nginx {fmt(pcpu[1])}.\n")
     print("\n".join(out))
 
 
@@ -216,9 +238,11 @@ def main(argv=None):
     r.add_argument("file")
     for k in ("--server", "--mode", "--stat-csv", "--perf-data"):
         r.add_argument(k, required=True)
-    for k in ("--round", "--stat-requests", "--perf-requests", "--ticks-before", "--ticks-after"):
+    for k in ("--round", "--stat-requests", "--perf-requests", "--plain-requests"):
         r.add_argument(k, type=int, required=True)
-    r.add_argument("--wall", type=float, required=True)
+    for k in ("--perf-ticks", "--plain-ticks"):
+        r.add_argument(k, type=int, nargs=2, required=True, metavar=("BEFORE", "AFTER"))
+    r.add_argument("--plain-wall", type=float, required=True)
     p = sub.add_parser("report")
     p.add_argument("file")
     c = sub.add_parser("classify")

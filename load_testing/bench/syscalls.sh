@@ -9,14 +9,17 @@
 # For each mode in MODES (`keepalive`, `close` = redirects with `Connection: close`, `proxy-1k` =
 # VOD in proxy mode, 1 KiB body, keep-alive: the router with `routes: {vod: {mode: proxy}}`
 # against nginx proxy_pass with upstream keepalive, as bench.sh's proxy part), ROUNDS rounds of
-# each server (order alternating per round), each round two runs of
+# each server (order alternating per round), each round three runs of
 #     taskset -c CLIENT_CPU wrk -t1 -c64 -dDURATIONs --latency -s urls.lua URL -- URLS
-# 1. under `perf stat -x, -e 'syscalls:sys_enter_*'` (plus `sys_exit_*` of the read and write
-#    calls filtered on `ret == -11`: EAGAIN) attached to the server (router; nginx master and
-#    worker): system calls per request = count / wrk's requests;
-# 2. under `perf record -e cpu-clock -F PERF_FREQ -g -p PIDS`, with the server's utime+stime
-#    from /proc/PID/stat before and after: where the CPU went (user space, each system call's
-#    handler, interrupts/softirq, page faults, scheduler) × CPU µs per request.
+# 1. under `perf stat -x,` counting the `syscalls:sys_enter_NAME` tracepoints of ~55 system calls
+#    a server may make, `raw_syscalls:sys_enter` (all of them: the rest shows as "other"), and
+#    `sys_exit_*` of the read and write calls filtered on `ret == -11` (EAGAIN), attached to the
+#    server (router; nginx master and worker): system calls per request = count / wrk's requests;
+# 2. under `perf record -e cpu-clock -F PERF_FREQ -g -p PIDS`: where the CPU went (shares of the
+#    samples: user space, each system call's handler, interrupts/softirq, page faults, scheduler);
+# 3. with nothing attached: the server's CPU µs per request (utime+stime from /proc/PID/stat
+#    before and after), which the shares of run 2 divide up (perf's sampling inflates the CPU
+#    time of run 2 itself; it is kept in the records as perf_cpu_us_per_req).
 # Writes OUT/syscalls.jsonl (one line per server, mode and round), OUT/syscalls.md (medians:
 # per mode one table, rows = system calls, columns router and nginx calls and µs per request),
 # OUT/machine.txt, the wrk logs, perf stat outputs and perf.data files.
@@ -83,14 +86,28 @@ for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
-# Counted: every system call's entry, and EAGAIN returns of the calls that read and write.
-STAT_EVENTS=(-e 'syscalls:sys_enter_*')
+# Counted: the entries of the system calls a network server makes (those this kernel has
+# tracepoints for), all entries together (raw_syscalls:sys_enter: what the list misses shows as
+# "other"), and EAGAIN returns of the calls that read and write. Not `syscalls:sys_enter_*`:
+# perf takes about 45 s to detach its ~360 events from a process.
+TRACEFS=/sys/kernel/tracing/events/syscalls
+[ -d "$TRACEFS" ] || TRACEFS=/sys/kernel/debug/tracing/events/syscalls
+[ -d "$TRACEFS" ] || lt_die "no syscalls tracepoints under /sys/kernel/tracing (tracefs not mounted?)"
+STAT_EVENTS=(-e raw_syscalls:sys_enter)
+for call in accept accept4 read readv pread64 recvfrom recvmsg recvmmsg write writev pwrite64 sendto \
+  sendmsg sendmmsg sendfile64 splice epoll_wait epoll_pwait epoll_pwait2 epoll_ctl poll ppoll select \
+  pselect6 close shutdown setsockopt getsockopt getpeername getsockname connect socket ioctl fcntl \
+  futex clock_nanosleep nanosleep clock_gettime gettimeofday sched_yield madvise mmap munmap mremap \
+  mprotect brk openat statx newfstatat fstat getrandom rt_sigprocmask eventfd2 timerfd_settime \
+  io_uring_enter; do
+  [ -d "$TRACEFS/sys_enter_$call" ] && STAT_EVENTS+=(-e "syscalls:sys_enter_$call")
+done
 for call in read readv recvfrom recvmsg write writev sendto sendmsg; do
   STAT_EVENTS+=(-e "syscalls:sys_exit_$call" --filter 'ret == -11')
 done
 
-# stop_perf PID: SIGINT makes perf write its counts or samples (strace detach); waits for it
-# and forgets it.
+# stop_perf PID: SIGINT (forwarded by `timeout`) makes perf write its counts or samples and
+# strace detach; waits for it and forgets it.
 stop_perf() {
   kill -INT "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
@@ -106,7 +123,7 @@ measure() {
   local pids wrk_mode=keepalive base="$OUT/$mode-$server-$round" perf_pid tb ta t0 t1
   pids=$(echo "$@" | tr ' ' ',')
   [ "$mode" = close ] && wrk_mode=close
-  perf stat -x, -o "$base-stat.csv" "${STAT_EVENTS[@]}" -p "$pids" -- sleep $((DURATION + 30)) \
+  timeout -s INT $((DURATION + 60)) perf stat -x, -o "$base-stat.csv" "${STAT_EVENTS[@]}" -p "$pids" \
     >"$base-stat.log" 2>&1 &
   perf_pid=$!
   bench_track "$perf_pid"
@@ -114,27 +131,39 @@ measure() {
   bench_wrk "$DURATION" "$port" "$urls" "$wrk_mode" "$base-wrk-stat.txt"
   stop_perf "$perf_pid"
 
-  perf record -e cpu-clock -F "$PERF_FREQ" -g -p "$pids" -o "$base-perf.data" -- sleep $((DURATION + 30)) \
-    >"$base-perf.log" 2>&1 &
+  timeout -s INT $((DURATION + 60)) perf record -e cpu-clock -F "$PERF_FREQ" -g -p "$pids" \
+    -o "$base-perf.data" >"$base-perf.log" 2>&1 &
   perf_pid=$!
   bench_track "$perf_pid"
   sleep 1
   # shellcheck disable=SC2068
   tb=$(bench_cpu_ticks $@)
-  t0=$(date +%s.%N)
   bench_wrk "$DURATION" "$port" "$urls" "$wrk_mode" "$base-wrk-perf.txt"
-  t1=$(date +%s.%N)
   # shellcheck disable=SC2068
   ta=$(bench_cpu_ticks $@)
   stop_perf "$perf_pid"
 
-  local rs rp
+  # 3. nothing attached: the CPU time per request that the shares of run 2 divide up.
+  local pb pa
+  # shellcheck disable=SC2068
+  pb=$(bench_cpu_ticks $@)
+  t0=$(date +%s.%N)
+  bench_wrk "$DURATION" "$port" "$urls" "$wrk_mode" "$base-wrk-plain.txt"
+  t1=$(date +%s.%N)
+  # shellcheck disable=SC2068
+  pa=$(bench_cpu_ticks $@)
+
+  local rs rp rq
   rs=$(bench_wrk_requests "$base-wrk-stat.txt")
   rp=$(bench_wrk_requests "$base-wrk-perf.txt")
-  if [ -z "$rs" ] || [ -z "$rp" ]; then lt_die "$mode $server round $round: no wrk result (see $base-wrk-*.txt)"; fi
+  rq=$(bench_wrk_requests "$base-wrk-plain.txt")
+  if [ -z "$rs" ] || [ -z "$rp" ] || [ -z "$rq" ]; then
+    lt_die "$mode $server round $round: no wrk result (see $base-wrk-*.txt)"
+  fi
   python3 "$REPORT" record "$RECORDS" --server "$server" --mode "$mode" --round "$round" \
     --stat-csv "$base-stat.csv" --stat-requests "$rs" --perf-data "$base-perf.data" --perf-requests "$rp" \
-    --ticks-before "$tb" --ticks-after "$ta" --wall "$(python3 -c "print($t1 - $t0)")"
+    --perf-ticks "$tb" "$ta" --plain-requests "$rq" --plain-ticks "$pb" "$pa" \
+    --plain-wall "$(python3 -c "print($t1 - $t0)")"
 }
 
 # trace SERVER MODE PORT URLS_FILE PID...: one second of one connection's requests under strace.
