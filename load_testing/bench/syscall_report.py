@@ -6,6 +6,7 @@
         --perf-ticks BEFORE AFTER --plain-requests N --plain-ticks BEFORE AFTER --plain-wall SECONDS
     syscall_report.py report ROUNDS.jsonl          # markdown tables on stdout
     syscall_report.py classify PERF.data           # the shares of one profile, as JSON
+    syscall_report.py user PERF.data [N]           # user-space self time by group, top N symbols
 
 A round has three runs of the same load. The first, under `perf stat -x,` with
 `syscalls:sys_enter_NAME` events, `raw_syscalls:sys_enter` (every call; what the named events
@@ -231,6 +232,44 @@ def report(args):
     print("\n".join(out))
 
 
+USER_GROUPS = (  # (group, pattern on "dso symbol"), first match wins
+    ("allocator (malloc, free)", r"libc\S* (_int_malloc|_int_free|malloc|cfree|free|realloc|_int_realloc|"
+                                 r"malloc_consolidate|unlink_chunk|tcache)"),
+    ("memcpy / memmove", r"(memmove|memcpy|memset)"),
+    ("clock reads (vdso)", r"vdso"),
+    ("other libc", r"^libc"),
+    ("tokio", r" <?tokio::"),
+    ("pingora", r" <?(pingora|<pingora)"),
+    ("http / bytes / httparse", r" <?(http::|bytes::|httparse::|<http::|<bytes::)"),
+    ("router (cti_kaltura)", r" <?cti_kaltura"),
+)
+
+
+def user_groups(args):
+    """Self time of the user-space samples, by group (allocator, memcpy, tokio, pingora, ...)."""
+    out = subprocess.run(["perf", "report", "-i", args.data, "--no-children", "--sort", "dso,symbol",
+                          "--stdio", "-g", "none", "--percent-limit", "0"],
+                         capture_output=True, text=True, errors="replace", check=False).stdout
+    groups, syms, user_total = Counter(), [], 0.0
+    for line in out.splitlines():
+        m = re.match(r"^\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$", line)
+        if not m or m.group(3) == "k":
+            continue
+        pct, dso, sym = float(m.group(1)), m.group(2), re.split(r"\s{2,}", m.group(4))[0]
+        user_total += pct
+        key = f"{dso} {sym}"
+        group = next((g for g, pat in USER_GROUPS if re.search(pat, key)), "other")
+        groups[group] += pct
+        syms.append((pct, dso, sym))
+    print(f"user space: {user_total:.1f}% of the samples\n")
+    print("| group | % of all samples | % of user space |\n|---|---:|---:|")
+    for g, pct in groups.most_common():
+        print(f"| {g} | {pct:.1f} | {pct / user_total * 100 if user_total else 0:.0f} |")
+    print(f"\n| self % | where | symbol |\n|---|---|---|")
+    for pct, dso, sym in sorted(syms, reverse=True)[:args.n]:
+        print(f"| {pct:.2f} | {dso} | `{sym[:110]}` |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -247,8 +286,13 @@ def main(argv=None):
     p.add_argument("file")
     c = sub.add_parser("classify")
     c.add_argument("data")
+    u = sub.add_parser("user")
+    u.add_argument("data")
+    u.add_argument("n", type=int, nargs="?", default=20)
     args = ap.parse_args(argv)
-    if args.cmd == "classify":
+    if args.cmd == "user":
+        user_groups(args)
+    elif args.cmd == "classify":
         print(json.dumps(classify(args.data), indent=1, sort_keys=True))
     else:
         {"record": record, "report": report}[args.cmd](args)
