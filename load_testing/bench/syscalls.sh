@@ -13,7 +13,7 @@
 #     taskset -c CLIENT_CPU wrk -t1 -c64 -dDURATIONs --latency -s urls.lua URL -- URLS
 # 1. under `perf stat -x,` counting the `syscalls:sys_enter_NAME` tracepoints of ~55 system calls
 #    a server may make, `raw_syscalls:sys_enter` (all of them: the rest shows as "other"), and
-#    `sys_exit_*` of the read and write calls filtered on `ret == -11` (EAGAIN), attached to the
+#    `sys_exit_*` of accept4 and the read and write calls filtered on `ret == -11` (EAGAIN), attached to the
 #    server (router; nginx master and worker): system calls per request = count / wrk's requests;
 # 2. under `perf record -e cpu-clock -F PERF_FREQ -g -p PIDS`: where the CPU went (shares of the
 #    samples: user space, each system call's handler, interrupts/softirq, page faults, scheduler);
@@ -102,7 +102,7 @@ for call in accept accept4 read readv pread64 recvfrom recvmsg recvmmsg write wr
   io_uring_enter; do
   [ -d "$TRACEFS/sys_enter_$call" ] && STAT_EVENTS+=(-e "syscalls:sys_enter_$call")
 done
-for call in read readv recvfrom recvmsg write writev sendto sendmsg; do
+for call in accept4 read readv recvfrom recvmsg write writev sendto sendmsg; do
   STAT_EVENTS+=(-e "syscalls:sys_exit_$call" --filter 'ret == -11')
 done
 
