@@ -79,16 +79,7 @@ bench_ensure_tools
 lt_build_router
 for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p"; done
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
-  echo "nginx: $("$NGINX_BIN" -v 2>&1)"
-  echo "wrk: $(wrk --version 2>&1 | head -n 1)"
-  echo "router: $(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$LT_REPO" && git diff --quiet 2>/dev/null || echo ' (working tree modified)')"
-  echo "settings: ROUNDS=$ROUNDS PROXY_ROUNDS=$PROXY_ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU"
-  echo "loadavg at start: $(cat /proc/loadavg)"
-} >"$OUT/machine.txt"
-cat "$OUT/machine.txt" >&2
+bench_machine_info "$OUT/machine.txt" "ROUNDS=$ROUNDS PROXY_ROUNDS=$PROXY_ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU"
 
 # run_round SECTION MODE SERVER ROUND PORT URLS_FILE PID [EDGE_PID]
 run_round() {
@@ -196,12 +187,7 @@ callgrind_run() {
 
 # --- redirects ------------------------------------------------------------------------------
 bench_log "redirects: router on 127.0.0.1:$PORT, nginx on 127.0.0.1:$NGINX_PORT, both on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
-lt_make_config "$ROUTING"
-bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$ROUTING"
-python3 "$BENCH_DIR/gen_nginx.py" "$ROUTING" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
-cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
-bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+bench_start_redirect_servers "$ROUTING"
 check_urls 302 "$URLS"
 for mode in $MODES; do
   bench_log "redirects, $mode: $ROUNDS rounds of ${DURATION}s per server"
@@ -233,14 +219,7 @@ fi
 if [ "$PROXY" = 1 ]; then
   bench_log "proxy: fake edge on 127.0.0.1:$EDGE_PORT (CPU $EDGE_CPU)"
   edge=$LT_TMP/edge
-  bench_start_edge "$edge" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
-  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
-  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
-  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
-    --proxy vod >&2
-  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
-  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+  bench_start_proxy_servers "$edge"
   for size in $PROXY_SIZES; do
     urls=$LT_TMP/urls-$size.txt
     case $size in

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Shared by bench.sh and check_equivalence.sh (source it after load_testing/lib/router.sh and
-# lt_init): installs nginx and wrk, derives router configs, starts and stops nginx and the
-# router pinned to a CPU, reads process CPU time. Every process started here is registered and
-# stopped by the exit trap of router.sh (lt_init).
+# Shared by bench.sh, syscalls.sh and check_equivalence.sh (source it after
+# load_testing/lib/router.sh and lt_init): installs nginx and wrk, derives router configs, starts
+# and stops nginx, the fake edge and the router pinned to a CPU, runs wrk, reads process CPU
+# time. Every process started here is registered and stopped by the exit trap of router.sh
+# (lt_init).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_PIDS=()
@@ -219,3 +220,46 @@ bench_wrk() {
 
 # The requests of a wrk run, from urls.lua's BENCH_RESULT line in its LOG (empty if none).
 bench_wrk_requests() { sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$1"; }
+
+# bench_machine_info FILE SETTINGS: the machine, the tools, the router's commit and SETTINGS in
+# FILE (and on stderr).
+bench_machine_info() {
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
+    echo "nginx: $("$NGINX_BIN" -v 2>&1)"
+    echo "wrk: $(wrk --version 2>&1 | head -n 1)"
+    echo "router: $LT_BIN; checkout $(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$LT_REPO" && git diff --quiet 2>/dev/null || echo ' (working tree modified)')"
+    echo "settings: $2"
+    echo "loadavg at start: $(cat /proc/loadavg)"
+  } >"$1"
+  cat "$1" >&2
+}
+
+# bench_start_redirect_servers ROUTING_FILE: the router (lt_make_config, then the benchmark
+# config OUT/router-redirect.yaml) on PORT and nginx from gen_nginx.py on NGINX_PORT, both on the
+# routing file, both pinned to SERVER_CPU; sets ROUTER_PID and NGINX_PID.
+bench_start_redirect_servers() {
+  local routing=$1
+  lt_make_config "$routing"
+  bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$routing"
+  python3 "$BENCH_DIR/gen_nginx.py" "$routing" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
+  cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
+  bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+}
+
+# bench_start_proxy_servers EDGE_DIR: the fake edge (bench_start_edge, on EDGE_CPU) and, on a
+# snapshot whose every edge is 127.0.0.1:EDGE_PORT, the router with VOD in proxy mode
+# (OUT/router-proxy.yaml; needs LT_CONFIG from lt_make_config) and nginx with proxy_pass for VOD,
+# both pinned to SERVER_CPU; sets EDGE_PID, ROUTER_PID and NGINX_PID.
+bench_start_proxy_servers() {
+  bench_start_edge "$1" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
+  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
+  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
+  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
+    --proxy vod >&2
+  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
+  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+}

@@ -76,15 +76,7 @@ perf record -e cpu-clock -F 999 -g -o "$LT_TMP/probe.data" -- true >/dev/null 2>
 lt_build_router
 for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p"; done
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
-  echo "nginx: $("$NGINX_BIN" -v 2>&1)"
-  echo "router: $LT_BIN ($(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null) checkout)"
-  echo "settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU PERF_FREQ=$PERF_FREQ MODES=$MODES"
-  echo "loadavg at start: $(cat /proc/loadavg)"
-} >"$OUT/machine.txt"
-cat "$OUT/machine.txt" >&2
+bench_machine_info "$OUT/machine.txt" "ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU PERF_FREQ=$PERF_FREQ MODES=$MODES"
 
 # Counted: the entries of the system calls a network server makes (those this kernel has
 # tracepoints for), all entries together (raw_syscalls:sys_enter: what the list misses shows as
@@ -218,11 +210,7 @@ done
 
 if [ "${#redirect_modes[@]}" -gt 0 ]; then
   bench_log "redirects: router on 127.0.0.1:$PORT, nginx on 127.0.0.1:$NGINX_PORT, both on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
-  lt_make_config "$ROUTING"
-  bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$ROUTING"
-  python3 "$BENCH_DIR/gen_nginx.py" "$ROUTING" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
-  bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-  bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+  bench_start_redirect_servers "$ROUTING"
   bench_check_urls 302 "$URLS" "$NGINX_PORT" "$PORT"
   for mode in "${redirect_modes[@]}"; do rounds "$mode" "$URLS"; done
   bench_cleanup
@@ -231,14 +219,7 @@ fi
 if [ "${#proxy_modes[@]}" -gt 0 ]; then
   bench_log "proxy: fake edge on 127.0.0.1:$EDGE_PORT (CPU $EDGE_CPU)"
   [ -n "$LT_CONFIG" ] || lt_make_config "$ROUTING"
-  bench_start_edge "$LT_TMP/edge" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
-  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
-  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
-  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
-    --proxy vod >&2
-  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
-  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+  bench_start_proxy_servers "$LT_TMP/edge"
   echo /vod/1k.bin >"$LT_TMP/urls-1k.txt"
   bench_check_urls 1024 "$LT_TMP/urls-1k.txt" "$NGINX_PORT" "$PORT"
   rounds proxy-1k "$LT_TMP/urls-1k.txt"
