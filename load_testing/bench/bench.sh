@@ -79,22 +79,12 @@ bench_ensure_tools
 lt_build_router
 for p in "$PORT" "$MGMT_PORT" "$NGINX_PORT" "$EDGE_PORT"; do bench_port_free "$p"; done
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
-  echo "nginx: $("$NGINX_BIN" -v 2>&1)"
-  echo "wrk: $(wrk --version 2>&1 | head -n 1)"
-  echo "router: $(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$LT_REPO" && git diff --quiet 2>/dev/null || echo ' (working tree modified)')"
-  echo "settings: ROUNDS=$ROUNDS PROXY_ROUNDS=$PROXY_ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU"
-  echo "loadavg at start: $(cat /proc/loadavg)"
-} >"$OUT/machine.txt"
-cat "$OUT/machine.txt" >&2
+bench_machine_info "$OUT/machine.txt" "ROUNDS=$ROUNDS PROXY_ROUNDS=$PROXY_ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS WRK_THREADS=$WRK_THREADS SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU EDGE_CPU=$EDGE_CPU"
 
 # run_round SECTION MODE SERVER ROUND PORT URLS_FILE PID [EDGE_PID]
 run_round() {
   local section=$1 mode=$2 server=$3 round=$4 port=$5 urls=$6 pid=$7 edge_pid=${8:-}
-  local log="$OUT/wrk-$section-$mode-$server-$round.txt" hdr=()
-  [ "$mode" = close ] && hdr=(-H 'Connection: close')
+  local log="$OUT/wrk-$section-$mode-$server-$round.txt"
   local family edge_family="" tb ta eb="" ea="" t0 t1
   family=$(bench_family "$pid")
   [ -n "$edge_pid" ] && edge_family=$(bench_family "$edge_pid")
@@ -104,8 +94,7 @@ run_round() {
   # shellcheck disable=SC2086
   [ -n "$edge_pid" ] && eb=$(bench_cpu_ticks $edge_family)
   t0=$(date +%s.%N)
-  taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
-    --latency "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$log" 2>&1 || true
+  bench_wrk "$DURATION" "$port" "$urls" "$mode" "$log"
   t1=$(date +%s.%N)
   # shellcheck disable=SC2086
   ta=$(bench_cpu_ticks $family)
@@ -121,12 +110,7 @@ run_round() {
     --server-cpu "$SERVER_CPU" --client-cpu "$CLIENT_CPU"
 }
 
-warmup() {
-  local port=$1 urls=$2 hdr=()
-  [ "${3:-keepalive}" = close ] && hdr=(-H 'Connection: close')
-  taskset -c "$CLIENT_CPU" timeout $((WARMUP + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" \
-    "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >/dev/null 2>&1 || true
-}
+warmup() { bench_wrk "$WARMUP" "$1" "$2" "${3:-keepalive}" /dev/null; }
 
 # alternate SECTION MODE URLS_FILE NROUNDS [EDGE_PID]: rounds of both servers, alternating.
 alternate() {
@@ -145,19 +129,7 @@ alternate() {
 }
 
 # Every URL must answer 302 (redirect section) or 200 with SIZE bytes (proxy) from both.
-check_urls() {
-  local expect=$1 urls=$2 port path code
-  for port in "$NGINX_PORT" "$PORT"; do
-    while IFS= read -r path; do
-      case $path in '' | '#'*) continue ;; esac
-      code=$(curl --noproxy '*' -s -o "$LT_TMP/body" -w '%{http_code} %{size_download}' --max-time 5 "http://127.0.0.1:$port$path") || true
-      case $expect in
-        302) [ "${code%% *}" = 302 ] || lt_die "127.0.0.1:$port$path answered $code, not 302" ;;
-        *) [ "$code" = "200 $expect" ] || lt_die "127.0.0.1:$port$path answered '$code', not '200 $expect'" ;;
-      esac
-    done <"$urls"
-  done
-}
+check_urls() { bench_check_urls "$1" "$2" "$NGINX_PORT" "$PORT"; }
 
 # profile NAME PID PORT URLS: perf record of PID during one keep-alive round (not recorded).
 profile() {
@@ -172,8 +144,7 @@ profile() {
   local perf_pid=$!
   bench_track "$perf_pid"
   sleep 0.5
-  taskset -c "$CLIENT_CPU" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
-    --latency -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$OUT/wrk-profile-$name.txt" 2>&1 || true
+  bench_wrk "$DURATION" "$port" "$urls" keepalive "$OUT/wrk-profile-$name.txt"
   wait "$perf_pid" 2>/dev/null || true
   python3 "$BENCH_DIR/bench_report.py" perf "$data" 15 >"$OUT/profile-$name.md" 2>/dev/null || true
   perf report -i "$data" --no-children --sort dso --stdio -g none \
@@ -208,7 +179,7 @@ callgrind_run() {
     -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$URLS" >"$OUT/wrk-callgrind-$name.txt" 2>&1 || true
   callgrind_control --dump=load "$pid" >/dev/null
   local requests
-  requests=$(sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$OUT/wrk-callgrind-$name.txt")
+  requests=$(bench_wrk_requests "$OUT/wrk-callgrind-$name.txt")
   [ -n "$requests" ] && [ -s "$out.1" ] || lt_die "callgrind $name: no requests or no dump"
   python3 "$BENCH_DIR/bench_report.py" callgrind "$out.1" "$requests" 15 --callers memcpy >"$OUT/callgrind-$name.md"
   bench_stop_pid "$pid"
@@ -216,12 +187,7 @@ callgrind_run() {
 
 # --- redirects ------------------------------------------------------------------------------
 bench_log "redirects: router on 127.0.0.1:$PORT, nginx on 127.0.0.1:$NGINX_PORT, both on CPU $SERVER_CPU; wrk on CPU $CLIENT_CPU"
-lt_make_config "$ROUTING"
-bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$ROUTING"
-python3 "$BENCH_DIR/gen_nginx.py" "$ROUTING" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
-cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
-bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+bench_start_redirect_servers "$ROUTING"
 check_urls 302 "$URLS"
 for mode in $MODES; do
   bench_log "redirects, $mode: $ROUNDS rounds of ${DURATION}s per server"
@@ -253,54 +219,7 @@ fi
 if [ "$PROXY" = 1 ]; then
   bench_log "proxy: fake edge on 127.0.0.1:$EDGE_PORT (CPU $EDGE_CPU)"
   edge=$LT_TMP/edge
-  mkdir -p "$edge/www/vod" "$edge/logs" "$edge/tmp"
-  head -c 1024 /dev/urandom >"$edge/www/vod/1k.bin"
-  head -c 1048576 /dev/urandom >"$edge/www/vod/1m.bin"
-  # PROXY_SIZES entry `m3u8`: a 2,000-segment HLS media playlist. Its references are
-  # absolute paths under /vod/, which the router's rewrite leaves byte-identical: both servers
-  # answer the same bytes, the router after parsing and rewriting it.
-  {
-    printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1000\n'
-    for i in $(seq 1000 2999); do printf '#EXTINF:2.000,\n/vod/seg/%d.ts\n' "$i"; done
-    printf '#EXT-X-ENDLIST\n'
-  } >"$edge/www/vod/hls2000.m3u8"
-  chmod -R a+rX "$edge"
-  user_line=""
-  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
-  cat >"$edge/nginx.conf" <<EOF
-# Fake edge for the proxy benchmark: static files, no logs.
-$user_line
-worker_processes 1;
-pid nginx.pid;
-error_log logs/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    server_tokens off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    server {
-        listen 127.0.0.1:$EDGE_PORT backlog=4096;
-        root $edge/www;
-    }
-}
-EOF
-  bench_start_nginx "$edge" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
-  EDGE_PID=$NGINX_PID
-  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
-  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
-  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
-    --proxy vod >&2
-  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
-  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
-  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
+  bench_start_proxy_servers "$edge"
   for size in $PROXY_SIZES; do
     urls=$LT_TMP/urls-$size.txt
     case $size in

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Shared by bench.sh and check_equivalence.sh (source it after load_testing/lib/router.sh and
-# lt_init): installs nginx and wrk, derives router configs, starts and stops nginx and the
-# router pinned to a CPU, reads process CPU time. Every process started here is registered and
-# stopped by the exit trap of router.sh (lt_init).
+# Shared by bench.sh, syscalls.sh and check_equivalence.sh (source it after
+# load_testing/lib/router.sh and lt_init): installs nginx and wrk, derives router configs, starts
+# and stops nginx, the fake edge and the router pinned to a CPU, runs wrk, reads process CPU
+# time. Every process started here is registered and stopped by the exit trap of router.sh
+# (lt_init).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_PIDS=()
@@ -139,4 +140,126 @@ bench_cpu_ticks() {
 bench_family() {
   local pid=$1
   echo "$pid" $(pgrep -P "$pid" 2>/dev/null)
+}
+
+# bench_start_edge DIR PORT LOG [CPU]: the fake edge of the proxy benchmarks, nginx serving
+# static files from DIR/www on 127.0.0.1:PORT (vod/1k.bin, vod/1m.bin of random bytes and
+# vod/hls2000.m3u8); sets EDGE_PID (and NGINX_PID) to its master.
+bench_start_edge() {
+  local dir=$1 port=$2 log=$3 cpu=${4:-}
+  mkdir -p "$dir/www/vod" "$dir/logs" "$dir/tmp"
+  head -c 1024 /dev/urandom >"$dir/www/vod/1k.bin"
+  head -c 1048576 /dev/urandom >"$dir/www/vod/1m.bin"
+  # PROXY_SIZES entry `m3u8`: a 2,000-segment HLS media playlist. Its references are
+  # absolute paths under /vod/, which the router's rewrite leaves byte-identical: both servers
+  # answer the same bytes, the router after parsing and rewriting it.
+  {
+    printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1000\n'
+    for i in $(seq 1000 2999); do printf '#EXTINF:2.000,\n/vod/seg/%d.ts\n' "$i"; done
+    printf '#EXT-X-ENDLIST\n'
+  } >"$dir/www/vod/hls2000.m3u8"
+  chmod -R a+rX "$dir"
+  local user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user nobody nogroup;"
+  cat >"$dir/nginx.conf" <<EOF
+# Fake edge for the proxy benchmark: static files, no logs.
+$user_line
+worker_processes 1;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        root $dir/www;
+    }
+}
+EOF
+  bench_start_nginx "$dir" "$port" "$log" "$cpu"
+  # shellcheck disable=SC2034  # for the caller
+  EDGE_PID=$NGINX_PID
+}
+
+# bench_check_urls EXPECT URLS_FILE PORT...: every path of URLS_FILE must answer 302
+# (EXPECT=302) or 200 with EXPECT bytes on 127.0.0.1:PORT of each PORT.
+bench_check_urls() {
+  local expect=$1 urls=$2 port path code
+  shift 2
+  for port in "$@"; do
+    while IFS= read -r path; do
+      case $path in '' | '#'*) continue ;; esac
+      code=$(curl --noproxy '*' -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 5 "http://127.0.0.1:$port$path") || true
+      case $expect in
+        302) [ "${code%% *}" = 302 ] || lt_die "127.0.0.1:$port$path answered $code, not 302" ;;
+        *) [ "$code" = "200 $expect" ] || lt_die "127.0.0.1:$port$path answered '$code', not '200 $expect'" ;;
+      esac
+    done <"$urls"
+  done
+}
+
+# bench_wrk SECONDS PORT URLS_FILE MODE LOG: one load run, wrk pinned to CLIENT_CPU with
+# WRK_THREADS threads and CONNECTIONS connections, bounded by `timeout`; MODE `close` sends
+# `Connection: close`. wrk's output (with urls.lua's BENCH_RESULT line) goes to LOG.
+bench_wrk() {
+  local secs=$1 port=$2 urls=$3 mode=$4 log=$5 hdr=()
+  [ "$mode" = close ] && hdr=(-H 'Connection: close')
+  taskset -c "$CLIENT_CPU" timeout $((secs + 30)) wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" \
+    --latency "${hdr[@]}" -s "$BENCH_DIR/urls.lua" "http://127.0.0.1:$port" -- "$urls" >"$log" 2>&1 || true
+}
+
+# The requests of a wrk run, from urls.lua's BENCH_RESULT line in its LOG (empty if none).
+bench_wrk_requests() { sed -n 's/^BENCH_RESULT requests=\([0-9]*\).*/\1/p' "$1"; }
+
+# bench_machine_info FILE SETTINGS: the machine, the tools, the router's commit and SETTINGS in
+# FILE (and on stderr).
+bench_machine_info() {
+  {
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "host: nproc $(nproc); $(lscpu | sed -n 's/^Model name: *//p' | head -n 1); kernel $(uname -r)"
+    echo "nginx: $("$NGINX_BIN" -v 2>&1)"
+    echo "wrk: $(wrk --version 2>&1 | head -n 1)"
+    echo "router: $LT_BIN; checkout $(cd "$LT_REPO" && git rev-parse --short HEAD 2>/dev/null)$(cd "$LT_REPO" && git diff --quiet 2>/dev/null || echo ' (working tree modified)')"
+    echo "settings: $2"
+    echo "loadavg at start: $(cat /proc/loadavg)"
+  } >"$1"
+  cat "$1" >&2
+}
+
+# bench_start_redirect_servers ROUTING_FILE: the router (lt_make_config, then the benchmark
+# config OUT/router-redirect.yaml) on PORT and nginx from gen_nginx.py on NGINX_PORT, both on the
+# routing file, both pinned to SERVER_CPU; sets ROUTER_PID and NGINX_PID.
+bench_start_redirect_servers() {
+  local routing=$1
+  lt_make_config "$routing"
+  bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$routing"
+  python3 "$BENCH_DIR/gen_nginx.py" "$routing" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
+  cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
+  bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"
+}
+
+# bench_start_proxy_servers EDGE_DIR: the fake edge (bench_start_edge, on EDGE_CPU) and, on a
+# snapshot whose every edge is 127.0.0.1:EDGE_PORT, the router with VOD in proxy mode
+# (OUT/router-proxy.yaml; needs LT_CONFIG from lt_make_config) and nginx with proxy_pass for VOD,
+# both pinned to SERVER_CPU; sets EDGE_PID, ROUTER_PID and NGINX_PID.
+bench_start_proxy_servers() {
+  bench_start_edge "$1" "$EDGE_PORT" "$OUT/edge.log" "$EDGE_CPU"
+  python3 "$BENCH_DIR/snapshots.py" proxy "$LT_TMP/routing-proxy.json" --port "$EDGE_PORT" >&2
+  bench_router_config "$LT_CONFIG" "$OUT/router-proxy.yaml" "$LT_TMP/routing-proxy.json" proxy
+  python3 "$BENCH_DIR/gen_nginx.py" "$LT_TMP/routing-proxy.json" "$LT_TMP/nginx-proxy" --port "$NGINX_PORT" \
+    --proxy vod >&2
+  cp "$LT_TMP/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
+  bench_start_router "$OUT/router-proxy.yaml" "$OUT/router-proxy.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
+  bench_start_nginx "$LT_TMP/nginx-proxy" "$NGINX_PORT" "$OUT/nginx-proxy.log" "$SERVER_CPU"
 }
