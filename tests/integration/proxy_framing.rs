@@ -904,47 +904,67 @@ fn garbage_or_a_reset_from_the_edge_is_a_502_and_the_router_serves_on(transport:
 }
 
 fn an_edge_dying_mid_body_never_yields_a_complete_looking_answer(transport: Transport) {
-    const ANNOUNCED: usize = 100_000;
-    const SENT: usize = 30_000;
-    let edge_server = RawEdge::start(|_| {
+    /// (announced, sent) bytes: a small body, and one large enough for the relay to splice.
+    const SMALL: (usize, usize) = (100_000, 30_000);
+    const LARGE: (usize, usize) = (1_000_000, 300_000);
+    let edge_server = RawEdge::start(|request: &RawRequest| {
+        let (announced, sent) = if request.head.target.contains("large") {
+            LARGE
+        } else {
+            SMALL
+        };
         let mut bytes = format!(
             "{}\r\n\r\n",
-            ok_head(ANNOUNCED, &["Content-Type: video/mp4"])
+            ok_head(announced, &["Content-Type: video/mp4"])
         )
         .into_bytes();
-        bytes.extend_from_slice(&pattern(0, SENT));
+        bytes.extend_from_slice(&pattern(0, sent));
         Reply::new(bytes, After::Close)
     });
     let router = start(&edge_server, transport);
 
-    for i in 0..2 {
-        let mut conn = Conn::open(router.v4());
-        conn.send(&raw_request("GET", &format!("/vod/cut-{i}.mp4"), &[]));
-        match read_framed(&mut conn, false) {
-            // A whole answer only if it says it failed.
-            Ok(got) => assert!(got.response.status >= 500, "complete-looking: {got:?}"),
-            Err(e) => {
-                let ended = conn.until_closed(Duration::ZERO).expect("read");
-                assert!(ended.is_some(), "not closed: {e}");
-                let head = response_head(conn.buffered())
-                    .expect("a head")
-                    .map(|(r, _)| r);
-                if let Some(head) = head {
-                    assert_eq!(head.header("content-length"), Some("100000"), "{head:?}");
+    for (size, (announced, _)) in [("small", SMALL), ("large", LARGE)] {
+        for i in 0..2 {
+            let mut conn = Conn::open(router.v4());
+            conn.send(&raw_request(
+                "GET",
+                &format!("/vod/cut-{size}-{i}.mp4"),
+                &[],
+            ));
+            match read_framed(&mut conn, false) {
+                // A whole answer only if it says it failed.
+                Ok(got) => assert!(got.response.status >= 500, "complete-looking: {got:?}"),
+                Err(e) => {
+                    let ended = conn.until_closed(Duration::ZERO).expect("read");
+                    assert!(ended.is_some(), "not closed: {e}");
+                    let head = response_head(conn.buffered())
+                        .expect("a head")
+                        .map(|(r, _)| r);
+                    if let Some(head) = head {
+                        let announced = announced.to_string();
+                        assert_eq!(
+                            head.header("content-length"),
+                            Some(announced.as_str()),
+                            "{head:?}"
+                        );
+                    }
                 }
             }
         }
+        // curl: a partial transfer (exit 18), or another failure, never success.
+        let (code, _, err) = curl(
+            &router,
+            &[
+                "-o",
+                "/dev/null",
+                &url(&router, &format!("/vod/cut-{size}-curl.mp4")),
+            ],
+        );
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "curl exited {code:?} for a cut {size} body: {err}"
+        );
     }
-
-    // curl: a partial transfer (exit 18), or another failure, never success.
-    let (code, _, err) = curl(
-        &router,
-        &["-o", "/dev/null", &url(&router, "/vod/cut-curl.mp4")],
-    );
-    assert!(
-        code.is_some_and(|c| c != 0),
-        "curl exited {code:?} for a cut body: {err}"
-    );
 }
 
 fn a_four_mib_body_arrives_intact(transport: Transport) {
