@@ -33,6 +33,8 @@
 #   WARMUP (2), CONNECTIONS (64), WRK_THREADS (1), SERVER_CPU (0), CLIENT_CPU (1),
 #   EDGE_CPU (CLIENT_CPU), MODES ("keepalive close"; "" skips the redirect rounds), PROXY (1),
 #   PROXY_SIZES ("1k 1m"; `m3u8` adds a 2,000-segment playlist the router parses and rewrites),
+#   DEFER_ACCEPT (0; 1: redirect servers with deferred accept, router.http.defer_accept_secs: 1
+#   and nginx `listen ... deferred`),
 #   PROFILE (1), CALLGRIND (1), CG_DURATION (10), CG_MODES ("keepalive"; "keepalive close"), PORT/MGMT_PORT (router, 24101/24102), NGINX_PORT (24181), EDGE_PORT (24190),
 #   URLS (load_testing/bench/urls.txt), OUT (load_testing/results/bench-TIMESTAMP), SKIP_BUILD.
 # Everything listens on and talks to 127.0.0.1 only; every process started here is stopped on

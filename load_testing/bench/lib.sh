@@ -244,6 +244,13 @@ bench_start_redirect_servers() {
   lt_make_config "$routing"
   bench_router_config "$LT_CONFIG" "$OUT/router-redirect.yaml" "$routing"
   python3 "$BENCH_DIR/gen_nginx.py" "$routing" "$LT_TMP/nginx-redirect" --port "$NGINX_PORT" >&2
+  if [ "${DEFER_ACCEPT:-0}" = 1 ]; then
+    # Deferred accept on both (router.http.defer_accept_secs, nginx `listen ... deferred`).
+    sed -i 's/^\(    keepalive_timeout_secs: .*\)$/\1\n    defer_accept_secs: 1/' "$OUT/router-redirect.yaml"
+    grep -q 'defer_accept_secs: 1' "$OUT/router-redirect.yaml" || lt_die "cannot set defer_accept_secs"
+    "$LT_BIN" -c "$OUT/router-redirect.yaml" -t >/dev/null 2>&1 || lt_die "defer_accept_secs does not validate"
+    sed -i 's/ backlog=4096;/ backlog=4096 deferred;/' "$LT_TMP/nginx-redirect/nginx.conf"
+  fi
   cp "$LT_TMP/nginx-redirect/nginx.conf" "$OUT/nginx-redirect.conf"
   bench_start_router "$OUT/router-redirect.yaml" "$OUT/router-redirect.log" "$SERVER_CPU" "127.0.0.1:$MGMT_PORT"
   bench_start_nginx "$LT_TMP/nginx-redirect" "$NGINX_PORT" "$OUT/nginx-redirect.log" "$SERVER_CPU"

@@ -407,6 +407,9 @@ pub struct HttpConfig {
     pub lingering_time: Duration,
     /// Lingering close: the longest wait for more bytes from the client before closing.
     pub lingering_timeout: Duration,
+    /// `TCP_DEFER_ACCEPT` on the public listeners: a connection is handed to the router only
+    /// once its first bytes arrived (or after about this long); zero: off.
+    pub defer_accept: Duration,
 }
 
 impl Default for HttpConfig {
@@ -420,6 +423,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16_384,
             lingering_time: Duration::from_secs(30),
             lingering_timeout: Duration::from_secs(5),
+            defer_accept: Duration::ZERO,
         }
     }
 }
@@ -752,6 +756,13 @@ fn read_http(mut http: Section<'_>, errors: &mut Errors) -> HttpConfig {
             "lingering_timeout_secs",
             d.lingering_timeout,
             1..=60,
+            errors,
+        ),
+        defer_accept: secs_in(
+            &mut http,
+            "defer_accept_secs",
+            d.defer_accept,
+            0..=60,
             errors,
         ),
     };

@@ -448,6 +448,7 @@ fn defaults_in_code() -> Vec<(&'static str, String)> {
             "router.http.lingering_timeout_secs",
             secs(d.http.lingering_timeout),
         ),
+        ("router.http.defer_accept_secs", secs(d.http.defer_accept)),
         (
             "router.redirect.append_query_string",
             d.redirect.append_query_string.to_string(),

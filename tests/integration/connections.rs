@@ -654,3 +654,25 @@ fn heads_that_are_not_http_get_400_are_counted_and_the_connection_closes() {
     );
     assert_redirect(&router.get(REDIRECT), REDIRECT_LOCATION);
 }
+
+/// `router.http.defer_accept_secs`: the kernel keeps a connection that has sent nothing, so it
+/// is not open in the router (without the option it is at once: the other tests); once it
+/// sends a request it is accepted and answered, and the next connection too.
+#[test]
+fn deferred_accept_leaves_silent_connections_to_the_kernel_until_they_speak() {
+    let router = Setup::with(data::standard())
+        .http(&["defer_accept_secs: 30"])
+        .start();
+    // Connected first: without the option, the router would have accepted (and counted) it
+    // before the second connection, whose request it answers.
+    let mut silent = Wire::open(router.v4());
+    let mut other = Wire::open(router.v4());
+    assert_redirect(&other.get(REDIRECT), REDIRECT_LOCATION);
+    assert_eq!(
+        open_connections(&router),
+        1.0,
+        "the silent connection was accepted"
+    );
+    assert_redirect(&silent.get(REDIRECT), REDIRECT_LOCATION);
+    wait_open_connections(&router, 2.0);
+}

@@ -360,6 +360,11 @@ impl RouterApp {
         }
     }
 
+    /// `router.http.defer_accept_secs`, for the listeners.
+    pub fn defer_accept(&self) -> Duration {
+        self.settings.load().config.http.defer_accept
+    }
+
     /// Connections are to end after their current answer.
     fn ending(&self, shutdown: &ShutdownWatch) -> bool {
         *shutdown.borrow() || self.handing_over.load(Ordering::Relaxed)

@@ -59,6 +59,26 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// `router.http.defer_accept_secs` on a listening socket (also one handed over by the previous
+/// process, so that an upgrade applies a changed value; zero turns it off).
+fn set_defer_accept(listener: &std::net::TcpListener, after: Duration) -> std::io::Result<()> {
+    let secs = libc::c_int::try_from(after.as_secs()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on a socket this process holds, with a c_int option value.
+    let set = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The listening socket for `addr`: the one handed over by the previous process if there is
 /// one, else a new one, registered so that it can be handed to the next.
 fn listen(
@@ -174,6 +194,10 @@ impl pingora::services::Service for RouterListeners {
                     std::process::exit(1);
                 }
             };
+            let defer = app.defer_accept();
+            if let Err(e) = set_defer_accept(listener.get_ref(), defer) {
+                log::warn!("{addr}: cannot set TCP_DEFER_ACCEPT: {e}");
+            }
             let what = if tls.is_some() { " (TLS)" } else { "" };
             log::info!("listening on {addr}{what}");
             for _ in 0..listeners_per_fd.max(1) {
