@@ -10,6 +10,7 @@
 //! answered from `request_filter`, over Pingora's own connector and connection pool, with the
 //! same peer, timeouts, retry and passive health as proxied requests. Segments never come here.
 
+use super::hop_by_hop;
 use super::router_proxy::{RequestCtx, RouterProxy};
 use crate::config::Mode;
 use crate::manifest::{self, BaseUrl, ManifestFormat};
@@ -159,7 +160,7 @@ impl RouterProxy {
         };
         MANIFEST_METRICS.count_passthrough(answer);
         let mut resp = response;
-        strip_hop_by_hop(&mut resp);
+        hop_by_hop::strip(&mut resp);
         resp.remove_header(&header::TRANSFER_ENCODING);
         resp.insert_header(header::CONTENT_LENGTH, body.len())?;
         write_whole(session, resp, body, head_only).await
@@ -268,7 +269,7 @@ fn rewrite_answer(
         .inc();
 
     let mut resp = response.clone();
-    strip_hop_by_hop(&mut resp);
+    hop_by_hop::strip(&mut resp);
     for name in NOT_KEPT_WHEN_REWRITTEN {
         resp.remove_header(name);
     }
@@ -378,12 +379,6 @@ async fn read_up_to(upstream: &mut HttpSession, limit: usize) -> Result<BodyRead
     Ok(BodyRead::Whole(body.freeze()))
 }
 
-fn strip_hop_by_hop(resp: &mut ResponseHeader) {
-    for name in ["connection", "keep-alive", "proxy-connection", "upgrade"] {
-        resp.remove_header(name);
-    }
-}
-
 /// Writes a whole answer (`HEAD`: its head only).
 async fn write_whole(
     session: &mut Session,
@@ -408,7 +403,7 @@ async fn stream_through(
     read: BytesMut,
     head_only: bool,
 ) -> Result<()> {
-    strip_hop_by_hop(&mut resp);
+    hop_by_hop::strip(&mut resp);
     let framed = resp.headers.contains_key(header::CONTENT_LENGTH)
         || resp.headers.contains_key(header::TRANSFER_ENCODING);
     if !framed {

@@ -4,6 +4,7 @@
 
 pub mod edge_failover;
 pub mod edge_resolver;
+mod hop_by_hop;
 mod manifest_fetch;
 pub mod router_proxy;
 pub mod stream_watch;

@@ -4,6 +4,7 @@
 
 use super::edge_failover;
 use super::edge_resolver::EdgeResolver;
+use super::hop_by_hop;
 use crate::metrics::{OutcomeLabel, METRICS};
 use crate::server::answer::{Answer, FieldValue, HeadSize, TextAnswer, BODY_BAD_GATEWAY};
 use crate::server::pipeline::{self, Action, Handled, Incoming, ProxyTarget, Record};
@@ -257,7 +258,7 @@ impl ProxyHttp for RouterProxy {
         if let Some(record) = &ctx.record {
             METRICS.count_upstream_status(record.kind, response.status.as_u16());
         }
-        drop_hop_by_hop(response);
+        hop_by_hop::strip(response);
         Ok(())
     }
 
@@ -325,31 +326,5 @@ impl ProxyHttp for RouterProxy {
         };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         record.finish(status, &self.settings.load());
-    }
-}
-
-/// Removes the edge's hop-by-hop fields that the framework would pass on (RFC 9110 §7.6.1):
-/// `Keep-Alive`, `Proxy-Connection`, `Upgrade` and the fields its `Connection` names. The
-/// framework writes its own `Connection` and framing fields.
-fn drop_hop_by_hop(response: &mut ResponseHeader) {
-    let named: Vec<String> = response
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .filter_map(|token| std::str::from_utf8(token.trim_ascii()).ok())
-        .filter(|token| {
-            !token.is_empty()
-                && !["close", "keep-alive"]
-                    .iter()
-                    .any(|t| token.eq_ignore_ascii_case(t))
-        })
-        .map(str::to_ascii_lowercase)
-        .collect();
-    for name in ["keep-alive", "proxy-connection", "upgrade"] {
-        response.remove_header(name);
-    }
-    for name in &named {
-        response.remove_header(name.as_str());
     }
 }

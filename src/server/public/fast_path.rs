@@ -6,8 +6,8 @@
 use super::client_limit::{ClientLimiter, ClientSlot};
 use super::coalesced_writes::CoalescedWrites;
 use super::http1::{
-    chunked_body_len, parse_head, write_answer, BodyFraming, ChunkedBody, FastHead, FastMethod,
-    HeadParse, Refusal,
+    chunked_body_len, parse_head, send, write_answer, BodyFraming, ChunkedBody, FastHead,
+    FastMethod, HeadParse, Refusal,
 };
 use super::idle_timer::IdleTimer;
 use super::lazy_tcp::LazyTcp;
@@ -329,15 +329,6 @@ async fn linger<S: Connection>(stream: &mut S, conn: &mut ConnState, limits: &Ht
     }
 }
 
-/// Writes an answer; false when the connection failed or the client did not take the answer
-/// within `limit` (a client that sends requests and never reads its answers).
-async fn send<S: Connection>(stream: &mut S, out: &[u8], limit: Duration) -> bool {
-    let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
-    pingora_timeout::timeout(limit, write)
-        .await
-        .unwrap_or(false)
-}
-
 /// How long an answer may take to be written: the keep-alive timeout.
 fn send_limit(limits: &HttpConfig) -> Duration {
     limits.keepalive_timeout
@@ -561,12 +552,7 @@ impl RouterApp {
             let answer = match action {
                 Action::Answer(answer) => answer,
                 Action::Proxy(mut target)
-                    if relay::eligible(
-                        &self.settings.load().config.proxy,
-                        &fast,
-                        body_len,
-                        &target,
-                    ) =>
+                    if relay::eligible(&self.settings.load().config.proxy, &fast, &target) =>
                 {
                     let mut record = record;
                     let request = RelayRequest {

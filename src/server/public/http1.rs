@@ -545,6 +545,20 @@ pub fn write_answer(out: &mut Vec<u8>, answer: &Answer, head_only: bool, keep_al
     }
 }
 
+/// Writes an answer (or a part of one); false when the connection failed or the client did not
+/// take it within `limit` (a client that sends requests and never reads its answers).
+pub async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
+    out: &[u8],
+    limit: std::time::Duration,
+) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let write = async { stream.write_all(out).await.is_ok() && stream.flush().await.is_ok() };
+    pingora_timeout::timeout(limit, write)
+        .await
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

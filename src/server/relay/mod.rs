@@ -28,12 +28,13 @@ use crate::metrics::{OutcomeLabel, METRICS};
 use crate::server::answer::{Answer, TextAnswer, BODY_BAD_GATEWAY};
 use crate::server::pipeline::{ProxyTarget, Record};
 use crate::server::proxy::edge_failover;
-use crate::server::public::http1::{write_answer, BodyFraming, FastHead, FastMethod};
+use crate::server::public::http1::{send, write_answer, BodyFraming, FastHead, FastMethod};
 use crate::settings::SharedSettings;
 use crate::state::RouterState;
 use chunked::ChunkedEnd;
 use response::{connection_tokens, is_hop_by_hop, EdgeHead, Framing, HeadRead};
 use std::io;
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,21 +59,13 @@ pub trait Client: AsyncRead + AsyncWrite + Unpin {
 }
 
 /// Whether the relay takes this request (see the module documentation).
-pub fn eligible(
-    proxy: &ProxyConfig,
-    head: &FastHead,
-    body_len: Option<usize>,
-    target: &ProxyTarget,
-) -> bool {
-    let edge = &target.snapshot.servers[target.edge_index as usize];
+pub fn eligible(proxy: &ProxyConfig, head: &FastHead, target: &ProxyTarget) -> bool {
     proxy.relay
         && matches!(head.method, FastMethod::Get | FastMethod::Head)
         && !head.http10
         && matches!(head.body, BodyFraming::Length(0))
-        && body_len == Some(0)
         && target.manifest.is_none()
         && edge_address(target).is_some()
-        && edge.port != 443
 }
 
 /// The chosen edge's address when the routing data gives one and it speaks plain HTTP.
@@ -206,13 +199,12 @@ fn build_request(client_head: &[u8], target: &ProxyTarget) -> Vec<u8> {
             ask.extend_from_slice(b"\r\n");
         }
     }
-    let client = target.client_ip.to_string();
-    for name in ["X-Forwarded-For: ", "X-Real-IP: "] {
-        ask.extend_from_slice(name.as_bytes());
-        ask.extend_from_slice(client.as_bytes());
-        ask.extend_from_slice(b"\r\n");
-    }
-    ask.extend_from_slice(b"\r\n");
+    let client = target.client_ip;
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        ask,
+        "X-Forwarded-For: {client}\r\nX-Real-IP: {client}\r\n\r\n"
+    );
     ask
 }
 
@@ -397,10 +389,4 @@ async fn read_some(edge: &mut TcpStream, buf: &mut Vec<u8>, limit: Duration) -> 
         Ok(read) => read,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
     }
-}
-
-/// Writes `bytes` to the client within `limit`.
-async fn send<C: AsyncWrite + Unpin>(client: &mut C, bytes: &[u8], limit: Duration) -> bool {
-    let write = async { client.write_all(bytes).await.is_ok() && client.flush().await.is_ok() };
-    tokio::time::timeout(limit, write).await.unwrap_or(false)
 }

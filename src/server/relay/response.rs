@@ -1,6 +1,8 @@
 //! The edge's response head: parsed, its body framing found (RFC 9112 §6.3), and written
 //! again for the client without the hop-by-hop fields.
 
+use std::io::Write;
+
 /// Most header fields an edge's response head may have.
 const MAX_FIELDS: usize = 100;
 
@@ -132,11 +134,12 @@ pub fn read_head(
         || tokens.iter().any(|t| t.eq_ignore_ascii_case(b"close"));
     let reusable = !edge_closes && framing != Framing::UntilClose;
 
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\n",
+        response.reason.unwrap_or("")
+    );
     for field in response.headers.iter() {
         let name = field.name;
         let keep = if name.eq_ignore_ascii_case("transfer-encoding") {
